@@ -1,0 +1,13 @@
+"""Registration of the book's environments with gymnasium (``gymnasium.make("lgutils/...")``)."""
+
+from __future__ import annotations
+
+from gymnasium.envs.registration import register, registry
+
+#: environment id -> entry point; each module adds its line when it lands.
+ENVIRONMENTS: dict[str, str] = {
+}
+
+for _env_id, _entry_point in ENVIRONMENTS.items():
+    if _env_id not in registry:
+        register(id=_env_id, entry_point=_entry_point)

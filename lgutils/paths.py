@@ -1,0 +1,182 @@
+"""Where things live: the repository, the ``data/`` artifacts and their manifest.
+
+Every file under ``data/`` is produced by a script of this repository and listed in
+``data/MANIFEST.json`` with its SHA-256, size, the command that produced it, the seed and the
+package versions. :func:`data_path` verifies the hash before a chapter loads a file, so a
+missing or corrupted artifact fails loudly and says how to regenerate it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import sys
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+__all__ = [
+    "ArtifactError",
+    "MissingArtifactError",
+    "CorruptArtifactError",
+    "repo_root",
+    "data_dir",
+    "manifest_path",
+    "load_manifest",
+    "data_path",
+    "sha256",
+    "record_artifact",
+    "package_versions",
+]
+
+MANIFEST_NAME = "MANIFEST.json"
+_VERSIONED = ("numpy", "scipy", "casadi", "gymnasium", "stable-baselines3", "torch", "lgutils")
+
+
+class ArtifactError(ValueError):
+    """A data artifact is missing, unlisted or does not match its manifest entry."""
+
+
+class MissingArtifactError(ArtifactError, FileNotFoundError):
+    """A data artifact (or its manifest entry) does not exist."""
+
+
+class CorruptArtifactError(ArtifactError):
+    """A data artifact's SHA-256 differs from the one recorded in the manifest."""
+
+
+def repo_root() -> Path:
+    """The repository's top folder (the one holding ``_toc.yml``).
+
+    Falls back to the current working directory's ancestors, then to the current directory,
+    when :mod:`lgutils` is installed outside a checkout (for example on Colab).
+    """
+    here = Path(__file__).resolve().parent.parent
+    if (here / "_toc.yml").exists():
+        return here
+    for parent in [Path.cwd(), *Path.cwd().parents]:
+        if (parent / "_toc.yml").exists():
+            return parent
+    return Path.cwd()
+
+
+def data_dir() -> Path:
+    """The ``data/`` folder, overridable with the ``LGUTILS_DATA_DIR`` environment variable."""
+    env = os.environ.get("LGUTILS_DATA_DIR")
+    return Path(env) if env else repo_root() / "data"
+
+
+def manifest_path(root: Path | None = None) -> Path:
+    """Path of the manifest inside ``root`` (default :func:`data_dir`)."""
+    return (root or data_dir()) / MANIFEST_NAME
+
+
+def load_manifest(root: Path | None = None) -> dict[str, dict]:
+    """Read the manifest: a mapping from a path relative to ``data/`` to its record."""
+    path = manifest_path(root)
+    if not path.exists():
+        return {}
+    return json.loads(path.read_text())["artifacts"]
+
+
+def sha256(path: Path) -> str:
+    """Hex SHA-256 digest of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def data_path(name: str, root: Path | None = None) -> Path:
+    """Return the verified path of the artifact ``name`` (relative to ``data/``).
+
+    Raises
+    ------
+    MissingArtifactError
+        If the file or its manifest entry is missing; the message names the regenerating command.
+    CorruptArtifactError
+        If the file's SHA-256 differs from the manifest's.
+    """
+    root = root or data_dir()
+    entries = load_manifest(root)
+    path = root / name
+    entry = entries.get(name)
+    if entry is None:
+        raise MissingArtifactError(
+            f"data artifact {name!r} is not listed in {manifest_path(root)}; "
+            "regenerate it with the script that produces it (see the README's Reproducibility section)"
+        )
+    if not path.exists():
+        raise MissingArtifactError(
+            f"data artifact {path} is missing; regenerate it with: {entry['command']}"
+        )
+    digest = sha256(path)
+    if digest != entry["sha256"]:
+        raise CorruptArtifactError(
+            f"data artifact {path} is corrupted (sha256 {digest[:12]}..., manifest says "
+            f"{entry['sha256'][:12]}...); regenerate it with: {entry['command']}"
+        )
+    return path
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of Python and of the packages that determine the book's numbers."""
+    out = {"python": platform.python_version()}
+    for name in _VERSIONED:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def record_artifact(
+    path: Path,
+    command: str,
+    seed: int | None = None,
+    extra: dict | None = None,
+    root: Path | None = None,
+) -> dict:
+    """Add or update the manifest entry of an artifact a script just wrote.
+
+    Parameters
+    ----------
+    path : Path
+        The artifact, inside ``root``.
+    command : str
+        The shell command that regenerates it, e.g. ``"python -m lgutils.train cstr --seed 0"``.
+    seed : int, optional
+        The seed it was produced with.
+    extra : dict, optional
+        Anything else worth keeping (steps, wall time, ...).
+    root : Path, optional
+        The data folder (default :func:`data_dir`).
+
+    Returns
+    -------
+    dict
+        The manifest entry written.
+    """
+    root = root or data_dir()
+    path = Path(path).resolve()
+    rel = path.relative_to(root.resolve()).as_posix()
+    mpath = manifest_path(root)
+    doc = json.loads(mpath.read_text()) if mpath.exists() else {"artifacts": {}}
+    entry = {
+        "sha256": sha256(path),
+        "bytes": path.stat().st_size,
+        "command": command,
+        "seed": seed,
+        "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "versions": package_versions(),
+        "platform": f"{platform.system()} {platform.machine()}, {sys.implementation.name}",
+    }
+    if extra:
+        entry.update(extra)
+    doc["artifacts"][rel] = entry
+    doc["artifacts"] = dict(sorted(doc["artifacts"].items()))
+    mpath.write_text(json.dumps(doc, indent=2) + "\n")
+    return entry

@@ -1,0 +1,192 @@
+"""Unit tests of the core helpers: validation, seeding, data artifacts, metrics, plotting."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+
+from lgutils import metrics, paths, plotting, seeding, setup_check, validate
+
+# --- validate ---------------------------------------------------------------------------------
+
+
+def test_as_array_names_argument_shape_and_expectation() -> None:
+    with pytest.raises(ValueError, match=r"A must have shape \(2, 2\), got shape \(3,\)"):
+        validate.as_array("A", [1, 2, 3], (2, 2))
+    with pytest.raises(ValueError, match="x0 must be finite"):
+        validate.as_array("x0", [1.0, np.nan])
+    with pytest.raises(ValueError, match="Q must be numeric"):
+        validate.as_array("Q", "abc")
+    assert validate.as_matrix("R", 0.5).shape == (1, 1)
+    assert validate.as_vector("u", 2.0, 1).shape == (1,)
+
+
+def test_psd_checks() -> None:
+    np.testing.assert_allclose(validate.check_psd("Q", np.diag([1.0, 0.0])), np.diag([1.0, 0.0]))
+    with pytest.raises(ValueError, match="Q must be symmetric positive semidefinite"):
+        validate.check_psd("Q", np.diag([1.0, -1.0]))
+    with pytest.raises(ValueError, match="R must be symmetric positive definite"):
+        validate.check_pd("R", np.zeros((1, 1)))
+    with pytest.raises(ValueError, match="Q must be symmetric"):
+        validate.check_psd("Q", [[1.0, 2.0], [0.0, 1.0]])
+
+
+def test_scalar_checks() -> None:
+    assert validate.check_positive_int("horizon", 5) == 5
+    for bad in (0, -1, 2.5, True, "3"):
+        with pytest.raises(ValueError, match="horizon must be an integer >= 1"):
+            validate.check_positive_int("horizon", bad)
+    with pytest.raises(ValueError, match=r"gamma must lie in \(0, 1\]"):
+        validate.check_in_open_interval("gamma", 1.5, 0, 1, closed_high=True)
+    with pytest.raises(ValueError, match=r"eps must lie in \[0, 1\]"):
+        validate.check_probability("eps", -0.1)
+
+
+# --- seeding ----------------------------------------------------------------------------------
+
+
+def test_seed_everything_reproduces_all_generators() -> None:
+    def draw() -> tuple:
+        rng = seeding.seed_everything(7)
+        return rng.normal(), np.random.rand(), random.random()  # noqa: NPY002, torch.rand(1).item()
+
+    assert draw() == draw()
+    assert draw() != (
+        seeding.seed_everything(8).normal(),
+        np.random.rand(),  # noqa: NPY002
+        random.random(),
+        torch.rand(1).item(),
+    )
+
+
+def test_spawn_seeds_are_distinct_and_prefix_stable() -> None:
+    s10 = seeding.spawn_seeds(0, 10)
+    assert len(set(s10)) == 10
+    assert seeding.spawn_seeds(0, 3) == s10[:3]
+    with pytest.raises(ValueError, match="seed"):
+        seeding.spawn_seeds(-1, 3)
+
+
+# --- paths: artifacts and manifest ------------------------------------------------------------
+
+
+@pytest.fixture
+def data_root(tmp_path: Path) -> Path:
+    (tmp_path / "weights.npz").write_bytes(b"not really weights")
+    paths.record_artifact(
+        tmp_path / "weights.npz", command="python make.py --seed 3", seed=3, root=tmp_path
+    )
+    return tmp_path
+
+
+def test_artifact_roundtrip_and_manifest_content(data_root: Path) -> None:
+    path = paths.data_path("weights.npz", root=data_root)
+    entry = paths.load_manifest(data_root)["weights.npz"]
+    import hashlib
+
+    assert entry["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert entry["bytes"] == len(b"not really weights")
+    assert entry["seed"] == 3 and entry["versions"]["numpy"] == np.__version__
+
+
+def test_corrupted_artifact_names_file_and_command(data_root: Path) -> None:
+    (data_root / "weights.npz").write_bytes(b"tampered")
+    with pytest.raises(paths.CorruptArtifactError, match=r"weights\.npz.*python make\.py --seed 3"):
+        paths.data_path("weights.npz", root=data_root)
+
+
+def test_missing_artifact_names_command(data_root: Path) -> None:
+    (data_root / "weights.npz").unlink()
+    with pytest.raises(paths.MissingArtifactError, match="python make.py --seed 3"):
+        paths.data_path("weights.npz", root=data_root)
+    with pytest.raises(paths.MissingArtifactError, match="not listed"):
+        paths.data_path("other.npz", root=data_root)
+
+
+def test_every_data_file_is_in_the_manifest_and_verifies() -> None:
+    root = paths.repo_root() / "data"
+    listed = set(paths.load_manifest(root))
+    on_disk = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+    on_disk -= {paths.MANIFEST_NAME, "README.md"}
+    assert on_disk == listed
+    for name in listed:
+        paths.data_path(name, root=root)
+
+
+# --- metrics ----------------------------------------------------------------------------------
+
+
+def test_metrics_merge_and_load(tmp_path: Path) -> None:
+    metrics.record("01_x", {"a.b": np.float64(1.5), "a.list": np.arange(3)}, directory=tmp_path)
+    metrics.record(
+        "01_x", {"a.flag": np.bool_(True), "a.obj": {"k": np.int64(2)}}, directory=tmp_path
+    )
+    doc = json.loads((tmp_path / "01_x.json").read_text())
+    assert doc == {"a.b": 1.5, "a.flag": True, "a.list": [0, 1, 2], "a.obj": {"k": 2}}
+    assert metrics.load("01_x", directory=tmp_path, keys=["a.b"])["a.list"] == [0, 1, 2]
+
+
+def test_metrics_refuse_bad_values_and_missing_files(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="metric 'a' must be finite"):
+        metrics.record("01_x", {"a": float("nan")}, directory=tmp_path)
+    with pytest.raises(ValueError, match="must be a number"):
+        metrics.record("01_x", {"a": object()}, directory=tmp_path)
+    with pytest.raises(metrics.MissingMetricsError, match="chapters/02_y.ipynb"):
+        metrics.load("02_y", directory=tmp_path)
+    metrics.record("01_x", {"a": 1}, directory=tmp_path)
+    with pytest.raises(metrics.MissingMetricsError, match="lacks the keys"):
+        metrics.load("01_x", directory=tmp_path, keys=["b"])
+
+
+def test_metrics_dir_follows_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("LGUTILS_METRICS_DIR", str(tmp_path))
+    assert metrics.metrics_dir() == tmp_path
+
+
+# --- plotting ---------------------------------------------------------------------------------
+
+
+def test_style_gives_opaque_figures(tmp_path: Path) -> None:
+    fig, ax = plotting.subplots()
+    ax.plot([0, 1], [0, 1], color=plotting.agent_color("RL+MPC"))
+    fig.savefig(tmp_path / "f.png")
+    plt.close(fig)
+    image = plt.imread(tmp_path / "f.png")
+    assert image.shape[2] == 4 and np.all(image[..., 3] == 1.0)  # no transparent pixel
+    with pytest.raises(ValueError, match="name must be one of"):
+        plotting.agent_color("PPO")
+
+
+def test_band_mean_and_std() -> None:
+    runs = np.array([[0.0, 1.0], [2.0, 3.0]])
+    fig, ax = plotting.subplots()
+    plotting.band(ax, [0, 1], runs, "k", "x", median=True)
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), [1.0, 2.0])
+    upper = ax.collections[0].get_paths()[0].vertices[:, 1].max()
+    assert upper == pytest.approx(2.0 + 2 * np.std([1.0, 3.0], ddof=1))
+    plt.close(fig)
+    with pytest.raises(ValueError, match=r"runs must have shape \(n_runs, 3\)"):
+        plotting.band(ax, [0, 1, 2], runs, "k", "x")
+
+
+# --- setup check ------------------------------------------------------------------------------
+
+
+def test_setup_check_reports_missing_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(setup_check.REQUIRED, "surely-not-installed-pkg", "1.0")
+    bad = [r for r in setup_check.stack_versions() if not r.ok]
+    assert [r.name for r in bad] == ["surely-not-installed-pkg"] and "make test" in bad[0].fix
+
+
+def test_casadi_check_finds_known_optimum() -> None:
+    result = setup_check.check_casadi()
+    assert result.ok, result.detail
