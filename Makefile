@@ -5,8 +5,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
+# No MPLBACKEND here: the notebooks' kernels inherit it, and on Agg they show no figure.
 
 .PHONY: test book setup lab clean student
 

@@ -1,23 +1,40 @@
-"""Shared test setup: headless matplotlib, smoke metrics folder, per-notebook timing table."""
+"""Shared test setup: headless matplotlib, smoke metrics folder, timing tables."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+import matplotlib
+
 ROOT = Path(__file__).resolve().parent.parent
-os.environ.setdefault("MPLBACKEND", "Agg")
+# Headless figures in this process only: an MPLBACKEND=Agg in the environment would reach the
+# kernels that papermill starts, and a kernel on Agg shows no figure in the notebook (or the book).
+matplotlib.use("Agg")
 # Smoke runs write their metrics apart from the book's full-fidelity metrics.
 os.environ.setdefault("LGUTILS_METRICS_DIR", str(ROOT / "_build" / "metrics-smoke"))
 
 #: notebook path -> execution time in seconds, filled by tests/test_notebooks.py
 NOTEBOOK_TIMES: dict[str, float] = {}
+#: stems of the notebooks whose smoke run failed in this session (the book is then not built)
+NOTEBOOK_FAILED: set[str] = set()
+#: step of tests/test_zz_book.py -> seconds (the smoke book's build, the browser's visit)
+BOOK_TIMES: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report):
+    if report.failed and "notebook" in report.keywords and report.nodeid.endswith("]"):
+        NOTEBOOK_FAILED.add(report.nodeid.rsplit("[", 1)[1][:-1])
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG001
+    tr = terminalreporter
+    if BOOK_TIMES:
+        tr.section("the smoke book: build and browser checks")
+        for step, seconds in BOOK_TIMES.items():
+            tr.write_line(f"{step:<44}  {seconds:7.1f} s")
     if not NOTEBOOK_TIMES:
         return
-    tr = terminalreporter
     tr.section("notebook execution times (smoke parameters)")
     width = max(len(k) for k in NOTEBOOK_TIMES)
     for name, seconds in NOTEBOOK_TIMES.items():
