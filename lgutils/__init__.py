@@ -7,7 +7,11 @@ The chapters import these modules; each one holds one concept:
 - :mod:`lgutils.paths` -- repository, data artifacts (hash-verified) and their manifest;
 - :mod:`lgutils.metrics` -- the headline numbers each chapter records;
 - :mod:`lgutils.plotting` -- the book's figure style and agent colours;
-- :mod:`lgutils.setup_check` -- the checks of the "Getting started" chapter.
+- :mod:`lgutils.setup_check` -- the checks of the "Getting started" chapter;
+- :mod:`lgutils.envs` -- the linear-quadratic gymnasium environment (``lgutils/LinearQuadratic-v0``);
+- :mod:`lgutils.lqr` -- Riccati solutions, Q* and V* in closed form, exact returns of linear policies;
+- :mod:`lgutils.dp` -- grid MDPs, the Bellman operator, value iteration, greedy policies;
+- :mod:`lgutils.rl` -- fitted Q-iteration, REINFORCE and Monte-Carlo evaluation of policies.
 
 Importing :mod:`lgutils` registers the book's gymnasium environments.
 """

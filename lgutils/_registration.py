@@ -6,6 +6,7 @@ from gymnasium.envs.registration import register, registry
 
 #: environment id -> entry point; each module adds its line when it lands.
 ENVIRONMENTS: dict[str, str] = {
+    "lgutils/LinearQuadratic-v0": "lgutils.envs:LinearQuadraticEnv",
 }
 
 for _env_id, _entry_point in ENVIRONMENTS.items():
