@@ -111,6 +111,36 @@ def unknown_parameters(notebook: Path, params: dict) -> list[str]:
     ]
 
 
+def unparsed_parameters(notebook: Path) -> list[str]:
+    """Names assigned in the `parameters` cell that papermill's inspection does not see.
+
+    papermill skips a line holding more than one ``=`` (say ``<=`` or ``x = y`` in a comment), so
+    such a parameter could not be checked against the smoke parameters.
+    """
+    import ast
+
+    import papermill
+
+    nb = json.loads(notebook.read_text())
+    cell = next((c for c in nb["cells"] if "parameters" in _tags(c)), None)
+    if cell is None:
+        return []
+    tree = ast.parse("".join(cell["source"]))
+    assigned = [
+        t.id
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        for t in node.targets
+        if isinstance(t, ast.Name)
+    ]
+    seen = papermill.inspect_notebook(str(notebook))
+    return [
+        f"{notebook.name}: papermill cannot read parameter {name!r}: keep one '=' per line, none in comments"
+        for name in assigned
+        if name not in seen
+    ]
+
+
 _PIN = re.compile(r"^\s*-?\s*([A-Za-z0-9_.\-\[\]]+)==([^\s#]+)")
 
 

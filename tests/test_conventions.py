@@ -16,6 +16,7 @@ from _conventions import (
     toc_mismatches,
     toc_notebooks,
     unknown_parameters,
+    unparsed_parameters,
 )
 
 NOTEBOOKS = sorted((ROOT / "chapters").glob("*.ipynb"))
@@ -47,6 +48,11 @@ def test_every_toc_notebook_has_smoke_parameters_that_exist() -> None:
         for msg in unknown_parameters(ROOT / path, params or {})
     ]
     assert problems == []
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_papermill_reads_every_parameter(notebook: Path) -> None:
+    assert unparsed_parameters(notebook) == []
 
 
 def test_lock_and_environment_agree() -> None:
@@ -97,6 +103,17 @@ def test_detects_missing_parameters_tag(notebook_copy: Path) -> None:
 def test_detects_misspelt_smoke_parameter(notebook_copy: Path) -> None:
     assert unknown_parameters(notebook_copy, {"sb3_steps": 1}) == []
     assert len(unknown_parameters(notebook_copy, {"sb3_step": 1})) == 1
+
+
+def test_detects_parameter_papermill_cannot_read(notebook_copy: Path) -> None:
+    assert unparsed_parameters(notebook_copy) == []
+
+    def add_line(nb: dict) -> None:
+        cell = next(c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))
+        cell["source"] = "".join(cell["source"]) + "\nu_max = 1.0  # bound |u| <= u_max\n"
+
+    _edit(notebook_copy, add_line)
+    assert len(unparsed_parameters(notebook_copy)) == 1
 
 
 def test_detects_notebook_missing_from_toc(tmp_path: Path) -> None:
