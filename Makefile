@@ -30,6 +30,10 @@ book: $(STAMP)
 	@# the paper's claims, asserted on the full-fidelity metrics the build just wrote
 	$(if $(wildcard tests/test_claims_*.py),$(BIN)/python -m pytest -q -p no:cacheprovider $(wildcard tests/test_claims_*.py))
 
+## make student: the book without solutions (sphinx-exercise's hide_solutions), in _build/student/html
+student: $(STAMP)
+	$(BIN)/python scripts/student_edition.py --source . --out _build/student
+
 ## make lab: JupyterLab from the book's environment
 lab: $(STAMP)
 	$(BIN)/jupyter lab chapters
