@@ -1,0 +1,146 @@
+"""Tests of the case-study-A agents: metrics, the RL agent, the value function and the robust MPCs."""
+
+from __future__ import annotations
+
+import casadi as ca
+import numpy as np
+import pytest
+import torch
+from stable_baselines3 import SAC
+
+from lgutils import cstr, nn, vfmpc
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def sac_model():
+    model = SAC(
+        "MultiInputPolicy",
+        cstr.CSTREnv(),
+        policy_kwargs={"net_arch": [64, 64], "activation_fn": torch.nn.SiLU},
+        buffer_size=100,
+        seed=1,
+        device="cpu",
+    )
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in model.policy.parameters():
+            p.add_(0.2 * torch.randn(p.shape, generator=gen))
+    return model
+
+
+def test_trajectory_metrics_on_a_hand_made_trajectory():
+    g = 0.65
+    xs = np.array(
+        [
+            [0.8, 0.30, 100.0, 100.0],
+            [2.5, 0.50, 141.0, 100.0],  # c_A 0.5 over, T_R 1 over
+            [1.0, 0.62, 120.0, 100.0],  # near goal
+            [1.0, 0.75, 120.0, 100.0],  # away again
+            [1.0, 0.66, 120.0, 100.0],  # near goal
+            [1.0, 0.64, 120.0, 100.0],  # near goal
+        ]
+    )
+    m = vfmpc.trajectory_metrics(xs, g)
+    assert m["max_violation"] == pytest.approx(1.0)
+    np.testing.assert_allclose(m["max_violation_by_state"], [0.5, 0.0, 1.0, 0.0])
+    assert m["final_cb_error"] == pytest.approx(0.01)
+    assert m["steps_to_target"] == 4
+    assert m["time_near_goal"] == pytest.approx(3 / 5)
+    assert m["time_outside"] == pytest.approx(1 / 5)
+    err = np.abs(xs[1:, 1] - g)
+    assert m["l1_error"] == pytest.approx(err.mean())
+    assert m["l2_error"] == pytest.approx(np.sqrt((err**2).mean()))
+    assert vfmpc.trajectory_metrics(xs[:4], g)["steps_to_target"] is None
+    with pytest.raises(ValueError, match="states must have shape"):
+        vfmpc.trajectory_metrics(xs[:1], g)
+
+
+def test_summarize_is_the_normal_confidence_interval():
+    a = np.array([1.0, 2.0, 4.0, 7.0])
+    s = vfmpc.summarize(a)
+    half = 1.96 * np.std(a, ddof=1) / 2.0
+    assert s["mean"] == pytest.approx(3.5)
+    assert s["ci_high"] - s["mean"] == pytest.approx(half)
+    assert s["n"] == 4
+
+
+def test_rl_agent_equals_sb3_deterministic_prediction(sac_model):
+    agent = vfmpc.RLAgent(nn.sac_weights(sac_model))
+    env = cstr.CSTREnv()
+    for seed in range(5):
+        obs, info = env.reset(seed=seed)
+        a, _ = sac_model.predict(obs, deterministic=True)
+        np.testing.assert_allclose(
+            agent.act(info["x"], env.goal), cstr.action_to_input(a), rtol=1e-4, atol=1e-3
+        )
+
+
+def test_value_casadi_equals_value_numpy_and_has_the_finite_difference_gradient(sac_model):
+    w = nn.sac_weights(sac_model)
+    V = vfmpc.value_casadi(w)
+    x = ca.SX.sym("x", 4)
+    grad = ca.Function("g", [x], [ca.gradient(V(x, 0.7), x)])
+    rng = np.random.default_rng(0)
+    xs = rng.uniform(cstr.X_LOW, cstr.X_HIGH, (6, 4))
+    np.testing.assert_allclose(
+        [float(V(xi, 0.7)) for xi in xs], vfmpc.value_numpy(w, xs, 0.7), rtol=1e-10
+    )
+    for xi in xs[:3]:
+        fd = np.array(
+            [
+                (
+                    vfmpc.value_numpy(w, (xi + h * e)[None], 0.7)[0]
+                    - vfmpc.value_numpy(w, (xi - h * e)[None], 0.7)[0]
+                )
+                / (2 * h)
+                for e, h in zip(np.eye(4), [1e-6, 1e-6, 1e-4, 1e-4], strict=True)
+            ]
+        )
+        np.testing.assert_allclose(np.asarray(grad(xi)).ravel(), fd, rtol=1e-5, atol=1e-6)
+
+
+def test_baseline_mpc_plans_are_consistent_with_the_plant_of_each_scenario():
+    agent = vfmpc.baseline_mpc(horizon=4)
+    agent.reset()
+    x0 = np.array([0.8, 0.5, 134.14, 130.0])  # do-mpc example's initial state
+    u = agent.act(x0, 0.6)
+    res = agent.last
+    assert res.status in ("Solve_Succeeded", "Solved_To_Acceptable_Level")
+    assert res.x_pred.shape == (9, 5, 4) and res.u_pred.shape == (9, 4, 2)
+    # non-anticipative first input, applied input within the bounds
+    np.testing.assert_allclose(res.u_pred[:, 0], np.tile(u, (9, 1)), atol=1e-8)
+    assert np.all(u >= cstr.U_LOW - 1e-6) and np.all(u <= cstr.U_HIGH + 1e-6)
+    # every branch's collocation prediction matches CVODES under that branch's (alpha, beta)
+    scen = vfmpc.scenario_grid(cstr.ALPHA_SCENARIOS, cstr.BETA_SCENARIOS)
+    for i, (al, be) in enumerate(scen):
+        x = x0
+        for k in range(4):
+            x = cstr.cvodes_step(x, res.u_pred[i, k], al, be)
+        np.testing.assert_allclose(res.x_pred[i, -1], x, rtol=2e-3)
+    # hard bounds of the predictions
+    assert np.all(res.x_pred[:, 1:, :2] >= 0.1 - 1e-6) and np.all(
+        res.x_pred[:, 1:, :2] <= 2.0 + 1e-6
+    )
+
+
+def test_mpc_agent_holds_its_input_when_the_problem_is_infeasible():
+    agent = vfmpc.baseline_mpc(horizon=3)
+    x_bad = np.array(
+        [1.99, 1.45, 60.0, 60.0]
+    )  # c_A exceeds 2 within one step: hard bounds infeasible
+    run = vfmpc.run_agent(agent, x_bad, 0.7, 2)
+    assert run.failures >= 1
+    np.testing.assert_allclose(run.inputs[0], np.clip([0.0, 0.0], cstr.U_LOW, cstr.U_HIGH))
+    strict = vfmpc.MPCAgent(agent.mpc, "MPC", on_failure="raise")
+    with pytest.raises(vfmpc.MPCSolveError):
+        strict.act(x_bad, 0.7)
+
+
+def test_rlmpc_is_feasible_where_the_baseline_is_not(sac_model):
+    agent = vfmpc.rlmpc(nn.sac_weights(sac_model), horizon=2)
+    x_bad = np.array([1.99, 1.45, 60.0, 60.0])  # infeasible for the baseline (hard bounds)
+    run = vfmpc.run_agent(agent, x_bad, 0.7, 2)
+    assert run.failures == 0
+    assert agent.last.slack.min() >= -1e-7
