@@ -52,6 +52,21 @@ def _plain(name: str, value: Any) -> Any:
     )
 
 
+def _check_notebook(notebook: object) -> None:
+    if not isinstance(notebook, str) or not notebook or "/" in notebook:
+        raise ValueError(f"notebook must be a plain file stem such as '01_mdp', got {notebook!r}")
+
+
+def _folder(directory: object) -> Path:
+    if directory is None:
+        return metrics_dir()
+    if not isinstance(directory, (str, os.PathLike)):
+        raise ValueError(
+            f"directory must be a path (str or pathlib.Path), got {type(directory).__name__}"
+        )
+    return Path(directory)
+
+
 def record(notebook: str, values: dict[str, Any], directory: Path | None = None) -> Path:
     """Merge ``values`` into the metrics file of ``notebook`` and return its path.
 
@@ -64,19 +79,18 @@ def record(notebook: str, values: dict[str, Any], directory: Path | None = None)
     directory : Path, optional
         Overrides :func:`metrics_dir`.
     """
-    if not isinstance(notebook, str) or not notebook or "/" in notebook:
-        raise ValueError(f"notebook must be a plain file stem such as '01_mdp', got {notebook!r}")
+    _check_notebook(notebook)
     if not isinstance(values, dict):
         raise ValueError(
             f"values must be a dict of metric name -> value, got {type(values).__name__}"
         )
-    folder = directory or metrics_dir()
+    folder = _folder(directory)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{notebook}.json"
     doc = json.loads(path.read_text()) if path.exists() else {}
     for key, value in values.items():
         if not isinstance(key, str) or not key:
-            raise ValueError(f"metric names must be non-empty strings, got {key!r}")
+            raise ValueError(f"values keys (metric names) must be non-empty strings, got {key!r}")
         doc[key] = _plain(key, value)
     path.write_text(json.dumps(dict(sorted(doc.items())), indent=1) + "\n")
     return path
@@ -89,10 +103,15 @@ def load(
 
     Parameters
     ----------
+    notebook : str
+        The notebook's name without extension.
+    directory : Path, optional
+        Overrides :func:`metrics_dir`.
     keys : list of str, optional
         Keys that must be present; a missing one raises :class:`MissingMetricsError`.
     """
-    path = (directory or metrics_dir()) / f"{notebook}.json"
+    _check_notebook(notebook)
+    path = _folder(directory) / f"{notebook}.json"
     if not path.exists():
         raise MissingMetricsError(
             f"no metrics file {path}: execute the notebook chapters/{notebook}.ipynb first "

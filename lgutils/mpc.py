@@ -45,13 +45,17 @@ CasADi ``map`` of the solver (``method="map"``, cold starts). ``benchmarks/mpc_s
 measures both: on the book's test problems (a few states, horizon 20) the map took 0.7-0.9 times
 the loop's time per state, the difference being the Python overhead of one call per state; the
 loop is the default because it reports each state's status and iteration count, which a map
-cannot (it detects failures only through non-finite results or violated constraints).
+cannot: it checks the fixed data as a single solve does, then recomputes the objective and the
+constraints at each returned point and flags non-finite numbers, violated constraints and an
+objective that differs from the one returned (an aborted solve returns its starting point), but
+a solve stopped by the iteration limit at a feasible point goes unnoticed.
 """
 
 from __future__ import annotations
 
 import inspect
 import math
+import operator
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -76,6 +80,8 @@ __all__ = [
     "ClosedLoop",
     "closed_loop",
     "linear_quadratic_mpc",
+    "check_mpc_options",
+    "UnknownParameterError",
 ]
 
 #: IPOPT return statuses accepted as a converged solve.
@@ -94,6 +100,23 @@ PRIMAL_DUAL_WARM_START: dict[str, Any] = {
 }
 
 _INTEGRATORS = ("discrete", "rk4", "collocation")
+
+
+class UnknownParameterError(ValueError, KeyError):
+    """A callable of the MPC asked for a parameter name that ``params`` does not declare."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class _Params(dict):
+    """The parameters handed to the user's callables; an unknown name says what is declared."""
+
+    def __missing__(self, key: object) -> Any:
+        raise UnknownParameterError(
+            f"a callable of the MPC asked for the parameter p[{key!r}], but params declares only "
+            f"{sorted(self)}: add {key!r} to params={{name: shape}} (or fix the name)"
+        )
 
 
 class MPCSolveError(RuntimeError):
@@ -115,7 +138,8 @@ class MPCSolveError(RuntimeError):
     iterations : int
         Solver iterations before the failure (0 if the solver was not called).
     index : int or None
-        Position of the state in a batch, when the failure happened in a batched call.
+        Position of the state in a batch, when the failure happened in a batched call, or the
+        time step of a :func:`closed_loop` run.
     """
 
     def __init__(
@@ -328,6 +352,17 @@ def _accepts_stage(fn: Callable, n_base: int) -> bool:
 
 def _call(fn: Callable, args: tuple, k: int | None, with_k: bool) -> Any:
     return fn(*args, k) if with_k else fn(*args)
+
+
+def _options_error(exc: RuntimeError, opts: dict[str, Any]) -> ValueError:
+    """CasADi's refusal of an option, as a ValueError that names the offending argument."""
+    text = str(exc)
+    ipopt = "IpoptInterface" in text or "IPOPT option" in text
+    first = text.split("Did you mean")[0]  # CasADi's list of suggestions is long
+    reason = " ".join(first.rsplit(".cpp:", 1)[-1].split(":", 1)[-1].split()) or text
+    name = "ipopt_options" if ipopt else "solver_options"
+    given = opts.get("ipopt", {}) if ipopt else {k: v for k, v in opts.items() if k != "ipopt"}
+    return ValueError(f"{name} was rejected by CasADi/IPOPT: {reason} (options given: {given})")
 
 
 def _column(name: str, value: Any, length: int | None = None) -> ca.MX:
@@ -632,7 +667,7 @@ class MPC:
             if isinstance(shape, (int, np.integer)):
                 shape = (int(shape),)
             try:
-                shape = tuple(int(s) for s in shape)
+                shape = tuple(operator.index(s) for s in shape)
             except TypeError:
                 raise ValueError(
                     f"params[{name!r}] must be a shape such as (4, 4), (4,) or (), got {shape!r}"
@@ -670,6 +705,11 @@ class MPC:
                 arr = np.full(n, float(arr[0]))
             if arr.shape != (n,) or np.any(np.isnan(arr)):
                 raise ValueError(f"{name} must have shape ({n},) without NaN, got {arr!r}")
+            if np.any(arr == -fill):
+                raise ValueError(
+                    f"{name} must not contain {-fill} (no value satisfies it; use {fill} for "
+                    f"'unbounded'), got {arr!r}"
+                )
             return arr
 
         self.u_lb = bound("u_lb", u_lb, self.nu, -np.inf)
@@ -732,6 +772,11 @@ class MPC:
                     )
                 self._initial_guess[key] = arr
 
+        for name, value in (("ipopt_options", ipopt_options), ("solver_options", solver_options)):
+            if value is not None and not isinstance(value, Mapping):
+                raise ValueError(
+                    f"{name} must be a dict of option name -> value, got {type(value).__name__}"
+                )
         ipopt = {"print_level": 0, "sb": "yes"}
         ipopt.update(dict(ipopt_options or {}))
         opts: dict[str, Any] = {
@@ -831,7 +876,12 @@ class MPC:
     # building
     # ---------------------------------------------------------------------------------------
     def _penalty(self, name: str, value: Any, n: int) -> np.ndarray:
-        arr = np.atleast_1d(np.asarray(value, dtype=float))
+        try:
+            arr = np.atleast_1d(np.asarray(value, dtype=float))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"{name} must be a non-negative scalar or have shape ({n},), got {value!r}"
+            ) from exc
         if arr.size == 1:
             arr = np.full(n, float(arr[0]))
         if arr.shape != (n,) or np.any(~np.isfinite(arr)) or np.any(arr < 0):
@@ -848,7 +898,7 @@ class MPC:
         P_up = ca.MX.sym("u_prev", nu) if self.use_u_prev else ca.MX(0, 1)
         P_phi = ca.MX.sym("phi", self.n_phi)
         P = ca.vertcat(P_s, P_a, P_up, P_phi)
-        pdict: dict[str, ca.MX] = {}
+        pdict: dict[str, ca.MX] = _Params()
         for name, (sl, shape) in self.phi_slices.items():
             seg = P_phi[sl.start : sl.stop]
             if len(shape) == 2:
@@ -913,7 +963,7 @@ class MPC:
             else:
                 u_k = ca.MX.sym(f"u_{k}", nu)
                 idx_u[k] = add_var(u_k, self.u_lb, self.u_ub, ("u", k))
-            pk = dict(pdict)
+            pk = _Params(pdict)
             if self.use_u_prev:
                 pk["u_prev"] = u_prev_k
             # cost
@@ -1051,7 +1101,10 @@ class MPC:
             lbg_a, ubg_a = lbg_a[keep], ubg_a[keep]
 
         nlp = {"x": wv, "p": P, "f": J, "g": G}
-        solver = ca.nlpsol(f"mpc_{mode}", "ipopt", nlp, self._solver_opts)
+        try:
+            solver = ca.nlpsol(f"mpc_{mode}", "ipopt", nlp, self._solver_opts)
+        except RuntimeError as exc:
+            raise _options_error(exc, self._solver_opts) from exc
         self._built[mode] = dict(
             solver=solver,
             lbw=np.concatenate(lbw),
@@ -1069,6 +1122,7 @@ class MPC:
             pre=pre,
             rev=None,
             maps={},
+            fg=ca.Function(f"fg_{mode}", [wv, P], [J, G]),
         )
 
     # ---------------------------------------------------------------------------------------
@@ -1152,18 +1206,17 @@ class MPC:
             index=index,
         )
 
-    def _solve(
+    def _check_fixed_data(
         self,
         mode: str,
         s: np.ndarray,
         a: np.ndarray | None,
-        u_prev: np.ndarray | None,
+        pv: np.ndarray,
         phi: np.ndarray,
-        warm_start: bool | None,
-        index: int | None = None,
-    ) -> tuple[MPCResult, dict]:
+        index: int | None,
+    ) -> None:
+        """Raise MPCSolveError ("infeasible_fixed_data") if the data alone violate a hard constraint."""
         b = self._built[mode]
-        pv = self._params(mode, s, a, u_prev, phi)
         where = f" (batch index {index})" if index is not None else ""
         # data-only checks
         if mode == "q":
@@ -1194,6 +1247,21 @@ class MPC:
                     phi,
                     index=index,
                 )
+
+    def _solve(
+        self,
+        mode: str,
+        s: np.ndarray,
+        a: np.ndarray | None,
+        u_prev: np.ndarray | None,
+        phi: np.ndarray,
+        warm_start: bool | None,
+        index: int | None = None,
+    ) -> tuple[MPCResult, dict]:
+        b = self._built[mode]
+        pv = self._params(mode, s, a, u_prev, phi)
+        where = f" (batch index {index})" if index is not None else ""
+        self._check_fixed_data(mode, s, a, pv, phi, index)
         use_warm = self.warm_start if warm_start is None else bool(warm_start)
         if use_warm and mode in self._warm:
             w0, lam_x0, lam_g0 = self._warm[mode]
@@ -1204,16 +1272,30 @@ class MPC:
                 np.zeros(b["lbg"].size),
             )
         t0 = time.perf_counter()
-        sol = b["solver"](
-            x0=w0,
-            p=pv,
-            lbx=b["lbw"],
-            ubx=b["ubw"],
-            lbg=b["lbg"],
-            ubg=b["ubg"],
-            lam_x0=lam_x0,
-            lam_g0=lam_g0,
-        )
+        try:
+            sol = b["solver"](
+                x0=w0,
+                p=pv,
+                lbx=b["lbw"],
+                ubx=b["ubw"],
+                lbg=b["lbg"],
+                ubg=b["ubg"],
+                lam_x0=lam_x0,
+                lam_g0=lam_g0,
+            )
+        except RuntimeError as exc:  # e.g. solver_options={"error_on_fail": True}
+            stats = b["solver"].stats()
+            status = str(stats.get("return_status", "casadi_error"))
+            raise self._fail(
+                f"MPC {mode} solve failed with IPOPT status {status!r}{where}; state s={s} "
+                f"(CasADi raised: {exc})",
+                status,
+                s,
+                a,
+                phi,
+                int(stats.get("iter_count", 0)),
+                index,
+            ) from exc
         elapsed = time.perf_counter() - t0
         stats = b["solver"].stats()
         status = str(stats.get("return_status", "unknown"))
@@ -1565,6 +1647,14 @@ class MPC:
                 axis=1,
             )
             W0 = np.stack([self._cold_guess(mode, S[i]) for i in range(N)], axis=1)
+            fixed_fail: dict[int, MPCSolveError] = {}
+            for i in range(N):
+                try:
+                    self._check_fixed_data(
+                        mode, S[i], None if A is None else A[i], Pm[:, i], phiv, i
+                    )
+                except MPCSolveError as exc:
+                    fixed_fail[i] = exc
             t0 = time.perf_counter()
             sol = b["maps"][N](
                 x0=W0,
@@ -1577,25 +1667,42 @@ class MPC:
             elapsed = time.perf_counter() - t0
             Wopt = np.asarray(sol["x"], dtype=float).reshape(b["n_w"], N)
             F = np.asarray(sol["f"], dtype=float).ravel()
-            Gv = (
-                np.asarray(sol["g"], dtype=float).reshape(-1, N)
-                if b["lbg"].size
-                else np.zeros((0, N))
-            )
+            # a map reports no status: recompute the objective and the constraints at the
+            # returned point (a solve aborted by IPOPT returns its starting point and f = 0)
+            with np.errstate(invalid="ignore", over="ignore"):
+                if ("fg", N) not in b["maps"]:
+                    b["maps"][("fg", N)] = b["fg"].map(N, "serial")
+                F_at, G_at = b["maps"][("fg", N)](np.nan_to_num(Wopt), Pm)
+            F_at = np.asarray(F_at, dtype=float).ravel()
+            Gv = np.asarray(G_at, dtype=float).reshape(-1, N) if b["lbg"].size else np.zeros((0, N))
             for i in range(N):
+                if i in fixed_fail:
+                    if raise_on_failure:
+                        raise fixed_fail[i]
+                    statuses[i] = fixed_fail[i].status
+                    continue
                 w = Wopt[:, i]
-                viol = 0.0
-                if Gv.shape[0]:
-                    viol = max(
-                        float(np.max(b["lbg"] - Gv[:, i], initial=0.0)),
-                        float(np.max(Gv[:, i] - b["ubg"], initial=0.0)),
-                    )
-                ok = np.all(np.isfinite(w)) and np.isfinite(F[i]) and viol < 1e-6
+                viol = max(
+                    0.0,
+                    float(np.max(b["lbg"] - Gv[:, i], initial=0.0)),
+                    float(np.max(Gv[:, i] - b["ubg"], initial=0.0)),
+                    float(np.max(b["lbw"] - w, initial=0.0)),
+                    float(np.max(w - b["ubw"], initial=0.0)),
+                )
+                ok = (
+                    np.all(np.isfinite(w))
+                    and np.isfinite(F[i])
+                    and np.isfinite(F_at[i])
+                    and abs(F_at[i] - F[i]) <= 1e-6 * max(1.0, abs(F_at[i]))
+                    and np.all(np.isfinite(Gv[:, i]))
+                    and viol < 1e-6
+                )
                 if not ok:
                     if raise_on_failure:
                         raise self._fail(
                             f"MPC {mode} batch solve (map) failed at index {i}: constraint violation "
-                            f"{viol:.3g} or non-finite result",
+                            f"{viol:.3g}, or a non-finite or inconsistent objective ({F[i]:.6g} "
+                            f"returned, {F_at[i]:.6g} at the returned point)",
                             "map_failed",
                             S[i],
                             None if A is None else A[i],
@@ -1645,8 +1752,9 @@ class MPC:
         method : {"loop", "map"}
             ``"loop"``: one solve after the other, each warm-started from the previous one
             (statuses and iterations are reported). ``"map"``: CasADi's ``map`` of the solver
-            (cold starts; failures detected only through non-finite results or constraint
-            violation, iterations reported as -1).
+            (cold starts; failures detected from the fixed data and from the objective and
+            constraints recomputed at the returned point, not from a status; iterations reported
+            as -1).
         raise_on_failure : bool
             Raise :class:`MPCSolveError` at the first failed solve (default), or mark it with
             ``success = False`` and NaN values and go on.
@@ -1755,13 +1863,74 @@ class MPC:
             self._built[key] = {"fn": self._make_step(k)}
         return np.asarray(self._built[key]["fn"](x, u, phiv), dtype=float).ravel()
 
-    def _make_step(self, k: int) -> ca.Function:
-        nx, nu = self.nx, self.nu
-        xs, us, ps = ca.MX.sym("x", nx), ca.MX.sym("u", nu), ca.MX.sym("phi", self.n_phi)
-        pdict = {}
+    def _param_dict(self, ps: ca.MX) -> _Params:
+        """The callables' ``p``: name -> MX of the declared shape, sliced from the flat ``ps``."""
+        pdict = _Params()
         for name, (sl, shape) in self.phi_slices.items():
             seg = ps[sl.start : sl.stop]
             pdict[name] = ca.reshape(seg, shape[1], shape[0]).T if len(shape) == 2 else seg
+        return pdict
+
+    def constraint_violation(
+        self, x: Any, u: Any = None, phi: Any = None, *, u_prev: Any = None
+    ) -> float:
+        """The largest violation of the hard path constraints by a state (and input).
+
+        Measures what the plant did, not what the MPC planned: the state bounds ``x_lb``,
+        ``x_ub`` at ``x``; with ``u``, also the input bounds and ``ineq_constraints`` at stage 0
+        (``h(x, u, p, 0) <= 0``). Used by :func:`closed_loop`.
+
+        Parameters
+        ----------
+        x : array_like, shape (nx,)
+        u : array_like, shape (nu,), optional
+        phi : dict or array_like, optional
+            Needed when ``ineq_constraints`` use parameters.
+        u_prev : array_like, shape (nu,), optional
+            Needed when the MPC uses the previous input and has ``ineq_constraints``.
+
+        Returns
+        -------
+        float
+            ``max(0, violations)`` in the constraints' own units (0 when all hold).
+        """
+        x = as_vector("x", x, self.nx)
+        viol = max(0.0, float(np.max(self.x_lb - x)), float(np.max(x - self.x_ub)))
+        if u is None:
+            return viol
+        u = as_vector("u", u, self.nu)
+        viol = max(viol, float(np.max(self.u_lb - u)), float(np.max(u - self.u_ub)))
+        if self._fns["ineq"] is None:
+            return viol
+        phiv = self._phi_vec(phi)
+        if self.use_u_prev:
+            if u_prev is None:
+                raise ValueError(
+                    f"u_prev (shape ({self.nu},)) is required: this MPC uses the previous input"
+                )
+            up = as_vector("u_prev", u_prev, self.nu)
+        else:
+            up = np.zeros(0)
+        if "path_ineq" not in self._built:
+            xs, us, ps = (
+                ca.MX.sym("x", self.nx),
+                ca.MX.sym("u", self.nu),
+                ca.MX.sym("phi", self.n_phi),
+            )
+            ups = ca.MX.sym("u_prev", up.size)
+            pdict = self._param_dict(ps)
+            if self.use_u_prev:
+                pdict["u_prev"] = ups
+            fn = self._fns["ineq"]
+            h = _column("ineq_constraints", _call(fn, (xs, us, pdict), 0, _accepts_stage(fn, 3)))
+            self._built["path_ineq"] = {"fn": ca.Function("path_ineq", [xs, us, ups, ps], [h])}
+        h = np.asarray(self._built["path_ineq"]["fn"](x, u, up, phiv), dtype=float).ravel()
+        return max(viol, float(np.max(h, initial=0.0)))
+
+    def _make_step(self, k: int) -> ca.Function:
+        nx, nu = self.nx, self.nu
+        xs, us, ps = ca.MX.sym("x", nx), ca.MX.sym("u", nu), ca.MX.sym("phi", self.n_phi)
+        pdict = self._param_dict(ps)
         fn = self._fns["dynamics"]
         wk = _accepts_stage(fn, 3)
 
@@ -1793,14 +1962,26 @@ class ClosedLoop:
         ``s_0, ..., s_T``.
     actions : numpy.ndarray, shape (T, nu)
         The applied actions (the MPC's ``u_0*`` plus the exploration noise, clipped to the
-        input bounds).
+        input bounds; after a failed solve with ``on_failure="record"``, the fallback input).
     values : numpy.ndarray, shape (T,)
-        ``V^MPC(s_t)``, the optimal cost of each solve.
+        ``V^MPC(s_t)``, the optimal cost of each solve (NaN where the solve failed).
     plans : numpy.ndarray, shape (T, H + 1, nx)
-        The predicted state trajectory of each solve.
+        The predicted state trajectory of each solve (NaN where the solve failed).
     solve_times : numpy.ndarray, shape (T,)
-        Wall-clock seconds per solve.
+        Wall-clock seconds per solve (NaN where the solve failed).
     iterations : numpy.ndarray of int, shape (T,)
+        IPOPT iterations (also of the failed solves).
+    success : numpy.ndarray of bool, shape (T,)
+        Whether each solve succeeded.
+    statuses : tuple of str, length T
+        IPOPT's return status of each solve (or the status of its :class:`MPCSolveError`).
+    failures : tuple of MPCSolveError
+        The failed solves, in time order; ``failure.index`` is the step ``t``, and each carries
+        the status, the state and the parameters.
+    violations : numpy.ndarray, shape (T + 1,)
+        The largest violation of the MPC's hard path constraints by the plant
+        (:meth:`MPC.constraint_violation`): by ``(s_t, a_t)`` for ``t < T``, by the state
+        bounds alone for ``s_T``; 0 where every constraint holds.
     """
 
     states: np.ndarray
@@ -1809,6 +1990,23 @@ class ClosedLoop:
     plans: np.ndarray
     solve_times: np.ndarray
     iterations: np.ndarray
+    success: np.ndarray | None = None
+    statuses: tuple[str, ...] = ()
+    failures: tuple[MPCSolveError, ...] = ()
+    violations: np.ndarray | None = None
+
+    @property
+    def n_failures(self) -> int:
+        """Number of failed solves."""
+        return len(self.failures)
+
+    @property
+    def max_violation(self) -> float:
+        """The largest constraint violation over the run (0 if none, or not measured)."""
+        return 0.0 if self.violations is None else float(np.max(self.violations, initial=0.0))
+
+
+_ON_FAILURE = ("raise", "record")
 
 
 def closed_loop(
@@ -1822,15 +2020,19 @@ def closed_loop(
     u_prev: Any = None,
     warm_start: bool | None = None,
     shift: bool = True,
+    on_failure: str = "raise",
 ) -> ClosedLoop:
     """Run the receding-horizon loop of eq. (14): solve, apply ``u_0*``, measure, repeat.
+
+    The run starts cold (:meth:`MPC.reset_warm_start`), so the same arguments give the same
+    numbers whatever the MPC solved before.
 
     Parameters
     ----------
     mpc : MPC
     plant : callable
         ``plant(x, u) -> x_next`` on numpy arrays (shapes (nx,), (nu,) -> (nx,)): the true
-        system, which may differ from the MPC's model.
+        system, which may differ from the MPC's model. Seed any noise it draws.
     x0 : array_like, shape (nx,)
         Initial state.
     steps : int
@@ -1847,43 +2049,111 @@ def closed_loop(
     shift : bool
         Shift the stored solution one stage after each step (:meth:`MPC.shift_warm_start`),
         so that the next solve starts from the tail of the current plan.
+    on_failure : {"raise", "record"}
+        ``"raise"``: a failed solve raises :class:`MPCSolveError` (its ``index`` is the step)
+        and the run stops there.
+        ``"record"``: the failure is kept in the result (``success``, ``statuses``,
+        ``failures``) and the run continues with a fallback input: the input that the last
+        successful plan scheduled for this step (its last input once the plan is used up),
+        or ``u = 0`` clipped to the bounds before any success; the exploration noise is added
+        to it as to any action.
 
     Returns
     -------
     ClosedLoop
+        With the solver statuses, the failures and the constraint violations of the run.
 
     Raises
     ------
     MPCSolveError
-        If a solve fails (the run stops there).
+        If a solve fails and ``on_failure="raise"``.
+    ValueError
+        Wrong arguments, or a plant that returns a wrongly shaped or non-finite state.
     """
     if not isinstance(mpc, MPC):
         raise ValueError(f"mpc must be an MPC, got {type(mpc).__name__}")
     if not callable(plant):
         raise ValueError(f"plant must be callable, got {type(plant).__name__}")
+    if on_failure not in _ON_FAILURE:
+        raise ValueError(f"on_failure must be one of {_ON_FAILURE}, got {on_failure!r}")
     x = as_vector("x0", x0, mpc.nx)
     T = check_positive_int("steps", steps)
     E = np.zeros((T, mpc.nu)) if noise is None else as_array("noise", noise, (T, mpc.nu))
     up = None if u_prev is None else as_vector("u_prev", u_prev, mpc.nu)
+    phiv = mpc._phi_vec(phi)
     H = mpc.horizon
     states = np.empty((T + 1, mpc.nx))
     actions = np.empty((T, mpc.nu))
-    values = np.empty(T)
-    plans = np.empty((T, H + 1, mpc.nx))
-    times = np.empty(T)
-    iters = np.empty(T, dtype=int)
+    values = np.full(T, np.nan)
+    plans = np.full((T, H + 1, mpc.nx), np.nan)
+    times = np.full(T, np.nan)
+    iters = np.zeros(T, dtype=int)
+    success = np.zeros(T, dtype=bool)
+    statuses: list[str] = []
+    failures: list[MPCSolveError] = []
+    violations = np.zeros(T + 1)
     states[0] = x
+    mpc.reset_warm_start()
+    plan_u = np.tile(np.clip(0.0, mpc.u_lb, mpc.u_ub), (1, 1))  # fallback before any success
+    age = 0
     for t in range(T):
-        res = mpc.policy(x, phi, u_prev=up, warm_start=warm_start)
-        a = np.clip(res.action + E[t], mpc.u_lb, mpc.u_ub)
-        actions[t], values[t], plans[t] = a, res.value, res.x_pred
-        times[t], iters[t] = res.solve_time, res.iterations
+        try:
+            res = mpc.policy(x, phiv, u_prev=up, warm_start=warm_start)
+        except MPCSolveError as exc:
+            exc.index = t
+            if on_failure == "raise":
+                raise
+            failures.append(exc)
+            statuses.append(exc.status)
+            iters[t] = exc.iterations
+            age += 1
+            u = plan_u[min(age, len(plan_u) - 1)]
+        else:
+            success[t] = True
+            statuses.append(res.status)
+            values[t], plans[t] = res.value, res.x_pred
+            times[t], iters[t] = res.solve_time, res.iterations
+            plan_u, age = res.u_pred, 0
+            u = res.action
+        a = np.clip(u + E[t], mpc.u_lb, mpc.u_ub)
+        actions[t] = a
+        violations[t] = mpc.constraint_violation(x, a, phiv, u_prev=up)
         x = as_vector("plant(x, u)", plant(x, a), mpc.nx)
         states[t + 1] = x
         up = a if mpc.use_u_prev else None
         if shift:
             mpc.shift_warm_start()
-    return ClosedLoop(states, actions, values, plans, times, iters)
+    violations[T] = mpc.constraint_violation(x)
+    return ClosedLoop(
+        states,
+        actions,
+        values,
+        plans,
+        times,
+        iters,
+        success=success,
+        statuses=tuple(statuses),
+        failures=tuple(failures),
+        violations=violations,
+    )
+
+
+def check_mpc_options(
+    options: Mapping[str, Any], name: str = "mpc_options", exclude: tuple[str, ...] = ()
+) -> None:
+    """Raise ValueError if ``options`` holds a keyword that :class:`MPC` does not take.
+
+    For helpers that pass ``**options`` on to :class:`MPC` (``exclude``: keywords the helper
+    sets itself), so that a misspelt option is named instead of ending in a TypeError.
+    """
+    allowed = [
+        p
+        for p in inspect.signature(MPC.__init__).parameters
+        if p not in ("self", "nx", "nu", "horizon", *exclude)
+    ]
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(f"{name} has unknown MPC options {unknown}; the options are {allowed}")
 
 
 def linear_quadratic_mpc(
@@ -1909,6 +2179,7 @@ def linear_quadratic_mpc(
     """
     nx = check_positive_int("nx", nx)
     nu = check_positive_int("nu", nu)
+    check_mpc_options(kwargs, "kwargs", exclude=("dynamics", "stage_cost", "terminal_cost"))
     params = {"A": (nx, nx), "B": (nx, nu), "Q": (nx, nx), "R": (nu, nu)}
     if terminal_cost:
         params["P"] = (nx, nx)

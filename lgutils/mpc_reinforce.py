@@ -134,7 +134,7 @@ def split_phi(phi: np.ndarray, n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
     """
     n = check_positive_int("n", n)
     m = check_positive_int("m", m)
-    phi = np.asarray(phi, dtype=float)
+    phi = as_array("phi", phi)
     if phi.ndim < 1 or phi.shape[-1] != n * n + n * m:
         raise ValueError(f"phi must have shape (..., {n * n + n * m}), got shape {phi.shape}")
     lead = phi.shape[:-1]
@@ -143,8 +143,8 @@ def split_phi(phi: np.ndarray, n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
 
 def join_phi(A_phi: np.ndarray, B_phi: np.ndarray) -> np.ndarray:
     """Flatten ``A_phi (..., n, n)`` and ``B_phi (..., n, m)`` into ``phi (..., n^2 + n m)``."""
-    A_phi = np.asarray(A_phi, dtype=float)
-    B_phi = np.asarray(B_phi, dtype=float)
+    A_phi = as_array("A_phi", A_phi)
+    B_phi = as_array("B_phi", B_phi)
     if A_phi.ndim < 2 or A_phi.shape[-1] != A_phi.shape[-2]:
         raise ValueError(f"A_phi must have shape (..., n, n), got shape {A_phi.shape}")
     if B_phi.shape[:-1] != A_phi.shape[:-1]:
@@ -172,6 +172,15 @@ def _models(A_phi: object, B_phi: object) -> tuple[np.ndarray, np.ndarray, bool]
 
 def _weights(Q: object, R: object, n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
     return check_psd("Q", Q, n), check_pd("R", R, m)
+
+
+def _check_finite(what: str, *arrays: np.ndarray) -> None:
+    """Raise if the Riccati recursion overflowed (model entries far too large for float64)."""
+    if not all(np.all(np.isfinite(a)) for a in arrays):
+        raise ValueError(
+            f"{what} is not finite: the Riccati recursion overflowed for these A_phi, B_phi "
+            "(entries too large for float64); pass models with moderate entries"
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -307,6 +316,7 @@ def mpc_gain(
     A, B, batched = _models(A_phi, B_phi)
     Qm, Rm = _weights(Q, R, A.shape[-1], B.shape[-1])
     K = _gain(A, B, Qm, Rm, check_positive_int("horizon", horizon))
+    _check_finite("the gain K", K)
     return K if batched else K[0]
 
 
@@ -332,6 +342,7 @@ def mpc_gain_jacobian(
     A, B, batched = _models(A_phi, B_phi)
     Qm, Rm = _weights(Q, R, A.shape[-1], B.shape[-1])
     K, dK = _gain_jacobian(A, B, Qm, Rm, check_positive_int("horizon", horizon))
+    _check_finite("the gain K or its Jacobian", K, dK)
     dK = np.moveaxis(dK, 1, -1)
     return (K, dK) if batched else (K[0], dK[0])
 
@@ -360,6 +371,7 @@ def mpc_action_jacobian(
         Columns in the order of :meth:`lgutils.mpc.MPC.flatten_phi` (A row-major, then B).
     """
     A = as_matrix("A_phi", A_phi)
+    A = as_matrix("A_phi", A, A.shape[0], A.shape[0])
     s = as_vector("s", s, A.shape[0])
     K, dK = mpc_gain_jacobian(A, B_phi, Q, R, horizon)
     return -K @ s, -np.einsum("ijp,j->ip", dK, s)
@@ -400,6 +412,7 @@ def finite_difference_action_jacobian(
     E = h * np.eye(phi.size)
     plus = _gain(*split_phi(phi + E, n, m), Qm, Rm, H)  # (n_phi, m, n)
     minus = _gain(*split_phi(phi - E, n, m), Qm, Rm, H)
+    _check_finite("the perturbed gains", plus, minus)
     return (-(plus - minus) @ s / (2.0 * h)).T
 
 
@@ -438,9 +451,12 @@ def mpc_plan(
     x = np.empty((H + 1, n))
     u = np.empty((H, B.shape[1]))
     x[0] = s
-    for k in range(H):
-        u[k] = -gains[k] @ x[k]
-        x[k + 1] = A @ x[k] + B @ u[k]
+    _check_finite("the gains K_0..K_{H-1}", *gains)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for k in range(H):
+            u[k] = -gains[k] @ x[k]
+            x[k + 1] = A @ x[k] + B @ u[k]
+    _check_finite("the plan", x, u)
     return x, u
 
 
@@ -458,8 +474,9 @@ def case_b_mpc(horizon: int = 5, **mpc_options: Any):
     **mpc_options
         Passed to :class:`lgutils.mpc.MPC` (e.g. ``u_lb``, ``u_ub``, ``ipopt_options``).
     """
-    from lgutils.mpc import MPC
+    from lgutils.mpc import MPC, check_mpc_options
 
+    check_mpc_options(mpc_options, exclude=("dynamics", "stage_cost", "params"))
     env = case_b()
     n, m = env.B.shape
     Q, R = env.Q, env.R
@@ -573,6 +590,8 @@ def rollout(
     Returns
     -------
     Batch
+        Where the closed loop blows up (an unstable gain), the states overflow to ``inf``/NaN
+        and the rewards are ``-inf``, as :func:`expected_return` reports it.
     """
     A = as_matrix("A", A)
     n = A.shape[0]
@@ -588,7 +607,9 @@ def rollout(
     action_noise = as_array("action_noise", action_noise, (r, None, None, m))
     N, T = action_noise.shape[1:3]
     process_noise = as_array("process_noise", process_noise, (r, N, T, n))
-    return _rollout(A, B, Qm, Rm, K, x0, noise_std, action_std, action_noise, process_noise)
+    batch = _rollout(A, B, Qm, Rm, K, x0, noise_std, action_std, action_noise, process_noise)
+    batch.rewards[~np.isfinite(batch.rewards)] = -np.inf  # a blown-up closed loop, not NaN
+    return batch
 
 
 def _expected_return(
@@ -683,12 +704,20 @@ def normalise_returns(returns: np.ndarray, eps: float = 1e-8) -> np.ndarray:
     returns : array_like, shape (..., N)
         Episode returns, N >= 2 per batch.
     eps : float
-        Guard against a zero spread.
+        Guard against a zero spread, >= 0.
     """
     G = as_array("returns", returns)
     if G.ndim < 1 or G.shape[-1] < 2:
         raise ValueError(f"returns must have shape (..., N) with N >= 2, got shape {G.shape}")
-    return _normalise(G, eps)
+    eps = check_in_open_interval("eps", eps, -1e-300, np.inf)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        out = _normalise(G, eps)
+    if not np.all(np.isfinite(out)):
+        raise ValueError(
+            "returns have zero spread within a batch (or overflow) and eps = "
+            f"{eps}: the normalised returns are undefined; pass eps > 0"
+        )
+    return out
 
 
 def _normalise(G: np.ndarray, eps: float) -> np.ndarray:
@@ -746,6 +775,7 @@ def mpc_gain_vjp(
     c = as_array("cotangent", cotangent, (r, m, n) if batched else (m, n))
     _, tape = _gain_forward(A, B, Qm, Rm, check_positive_int("horizon", horizon))
     gA, gB = _gain_vjp(A, B, tape, c if batched else c[None])
+    _check_finite("the gradient", gA, gB)
     g = join_phi(gA, gB)
     return g if batched else g[0]
 
@@ -856,8 +886,12 @@ def adam_step(
     grad = as_array("grad", grad, phi.shape)
     m = as_array("m", m, phi.shape)
     v = as_array("v", v, phi.shape)
+    if np.any(v < 0):
+        raise ValueError(f"v (Adam's second moment estimate) must be >= 0, got {v!r}")
     step = check_positive_int("step", step)
     lr = check_in_open_interval("lr", lr, 0.0, np.inf)
+    if isinstance(betas, (str, bytes)) or np.ndim(betas) != 1 or len(betas) != 2:
+        raise ValueError(f"betas must be a pair (b1, b2) of numbers in [0, 1), got {betas!r}")
     b1, b2 = (check_in_open_interval(f"betas[{i}]", b, -1e-300, 1.0) for i, b in enumerate(betas))
     eps = check_in_open_interval("eps", eps, 0.0, np.inf)
     return _adam(phi, grad, m, v, step, lr, b1, b2, eps)
@@ -953,7 +987,9 @@ def reinforce_update(
         ``"phi"``, ``"adam_m"``, ``"adam_v"`` (r, n_phi) after the update; ``"returns"`` (r, N)
         of the batch; ``"grad_norm"`` (r,) before clipping; ``"batch"``: the :class:`Batch`.
     """
-    env = env or case_b()
+    env = case_b() if env is None else env
+    if not isinstance(env, CaseB):
+        raise ValueError(f"env must be a CaseB (see case_b()), got {type(env).__name__}")
     n, m_in = env.B.shape
     phi = as_array("phi", phi, (None, n * n + n * m_in))
     r = phi.shape[0]
@@ -1091,7 +1127,11 @@ def run_reinforce(
     -------
     ReinforceRuns
     """
-    if isinstance(seeds, (int, np.integer)) or len(seeds) == 0:
+    if (
+        isinstance(seeds, (int, np.integer, str, bytes))
+        or not hasattr(seeds, "__len__")
+        or len(seeds) == 0
+    ):
         raise ValueError(f"seeds must be a non-empty list of integers, got {seeds!r}")
     seeds = [
         check_positive_int("seeds[i]", int(s) if isinstance(s, np.integer) else s, minimum=0)
@@ -1214,8 +1254,16 @@ def run_experiment(
     wall_time : float
         Wall-clock seconds of the whole experiment.
     """
+    import inspect
+
     from joblib import Parallel, delayed
 
+    allowed = list(inspect.signature(run_reinforce).parameters)[3:]
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown:
+        raise ValueError(
+            f"kwargs has unknown options {unknown} of run_reinforce; the options are {allowed}"
+        )
     seeds = spawn_seeds(
         check_positive_int("seed", seed, minimum=0), check_positive_int("n_runs", n_runs)
     )

@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
+from lgutils.validate import check_positive_int
+
 __all__ = [
     "ArtifactError",
     "MissingArtifactError",
@@ -68,21 +70,58 @@ def data_dir() -> Path:
     return Path(env) if env else repo_root() / "data"
 
 
+def _as_path(name: str, value: object) -> Path:
+    if not isinstance(value, (str, os.PathLike)) or not str(value):
+        raise ValueError(f"{name} must be a path (str or pathlib.Path), got {value!r}")
+    return Path(value)
+
+
+def _root(root: object) -> Path:
+    return data_dir() if root is None else _as_path("root", root)
+
+
 def manifest_path(root: Path | None = None) -> Path:
     """Path of the manifest inside ``root`` (default :func:`data_dir`)."""
-    return (root or data_dir()) / MANIFEST_NAME
+    return _root(root) / MANIFEST_NAME
 
 
 def load_manifest(root: Path | None = None) -> dict[str, dict]:
-    """Read the manifest: a mapping from a path relative to ``data/`` to its record."""
+    """Read the manifest: a mapping from a path relative to ``data/`` to its record.
+
+    Raises
+    ------
+    ArtifactError
+        If the manifest exists but is not valid JSON with an ``"artifacts"`` mapping.
+    """
     path = manifest_path(root)
     if not path.exists():
         return {}
-    return json.loads(path.read_text())["artifacts"]
+    try:
+        doc = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ArtifactError(
+            f"the manifest {path} is not valid JSON ({exc}); restore it from git or regenerate "
+            "the artifacts (see the README's Reproducibility section)"
+        ) from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("artifacts"), dict):
+        raise ArtifactError(
+            f"the manifest {path} must hold a JSON object with an 'artifacts' mapping, got "
+            f"{type(doc).__name__} with keys {sorted(doc) if isinstance(doc, dict) else []}"
+        )
+    return doc["artifacts"]
 
 
 def sha256(path: Path) -> str:
-    """Hex SHA-256 digest of a file."""
+    """Hex SHA-256 digest of a file.
+
+    Raises
+    ------
+    MissingArtifactError
+        If ``path`` is not an existing file.
+    """
+    path = _as_path("path", path)
+    if not path.is_file():
+        raise MissingArtifactError(f"path {path} is not an existing file")
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -100,7 +139,12 @@ def data_path(name: str, root: Path | None = None) -> Path:
     CorruptArtifactError
         If the file's SHA-256 differs from the manifest's.
     """
-    root = root or data_dir()
+    if not isinstance(name, str) or not name:
+        raise ValueError(
+            f"name must be a non-empty path relative to data/, such as 'cstr_sac/weights.npz', "
+            f"got {name!r}"
+        )
+    root = _root(root)
     entries = load_manifest(root)
     path = root / name
     entry = entries.get(name)
@@ -160,11 +204,21 @@ def record_artifact(
     dict
         The manifest entry written.
     """
-    root = root or data_dir()
-    path = Path(path).resolve()
+    root = _root(root)
+    path = _as_path("path", path).resolve()
+    if not path.is_file():
+        raise MissingArtifactError(f"path {path} is not an existing file: write the artifact first")
+    if not path.is_relative_to(root.resolve()):
+        raise ValueError(f"path must lie inside the data folder {root}, got {path}")
     rel = path.relative_to(root.resolve()).as_posix()
+    if not isinstance(command, str) or not command.strip():
+        raise ValueError(f"command must be the shell command that regenerates it, got {command!r}")
+    if seed is not None:
+        seed = check_positive_int("seed", seed, minimum=0)
+    if extra is not None and not isinstance(extra, dict):
+        raise ValueError(f"extra must be a dict or None, got {type(extra).__name__}")
     mpath = manifest_path(root)
-    doc = json.loads(mpath.read_text()) if mpath.exists() else {"artifacts": {}}
+    doc = {"artifacts": load_manifest(root)}
     entry = {
         "sha256": sha256(path),
         "bytes": path.stat().st_size,
@@ -176,6 +230,13 @@ def record_artifact(
     }
     if extra:
         entry.update(extra)
+        try:
+            json.dumps(entry, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"extra must hold JSON values (numbers, strings, lists, dicts) without NaN or "
+                f"infinity, got {extra!r}: {exc}"
+            ) from exc
     doc["artifacts"][rel] = entry
     doc["artifacts"] = dict(sorted(doc["artifacts"].items()))
     mpath.write_text(json.dumps(doc, indent=2) + "\n")

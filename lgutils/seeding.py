@@ -17,7 +17,7 @@ def seed_everything(seed: int) -> np.random.Generator:
     Parameters
     ----------
     seed : int
-        A non-negative integer.
+        A non-negative integer below ``2**64`` (the range torch accepts).
 
     Returns
     -------
@@ -25,6 +25,8 @@ def seed_everything(seed: int) -> np.random.Generator:
         A fresh generator seeded with ``seed``; prefer passing it around to global state.
     """
     seed = check_positive_int("seed", seed, minimum=0)
+    if seed >= 2**64:
+        raise ValueError(f"seed must be an integer in [0, 2**64), got {seed!r}")
     random.seed(seed)
     np.random.seed(seed % 2**32)  # noqa: NPY002  (libraries that still use the global state)
     try:

@@ -122,12 +122,13 @@ def check_probability(name: str, value: object) -> float:
 
 
 def _check_symmetric(name: str, M: np.ndarray) -> np.ndarray:
-    if M.ndim != 2 or M.shape[0] != M.shape[1]:
-        raise ValueError(f"{name} must be a square matrix, got shape {M.shape}")
+    if M.ndim != 2 or M.shape[0] != M.shape[1] or M.shape[0] == 0:
+        raise ValueError(f"{name} must be a non-empty square matrix, got shape {M.shape}")
     scale = max(1.0, float(np.max(np.abs(M))))
     if not np.allclose(M, M.T, atol=1e-9 * scale):
         raise ValueError(f"{name} must be symmetric, got {M!r}")
-    return 0.5 * (M + M.T)
+    # halves first: 0.5 * (M + M.T) would overflow for entries near the largest float
+    return 0.5 * M + 0.5 * M.T
 
 
 def check_psd(name: str, value: object, n: int | None = None) -> np.ndarray:
