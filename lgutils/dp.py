@@ -149,6 +149,44 @@ def tensor_points(grids: Sequence[np.ndarray]) -> np.ndarray:
     return np.stack([m.ravel() for m in mesh], axis=-1)
 
 
+def _check_grids(name: str, grids: object, min_points: int = 2) -> tuple[np.ndarray, ...]:
+    """``grids`` as a non-empty tuple of finite, strictly increasing 1-D float arrays."""
+    if grids is None or isinstance(grids, (str, bytes, dict)):
+        items = None
+    else:
+        try:
+            items = list(grids)  # type: ignore[call-overload]
+        except TypeError:
+            items = None
+    if items is None:
+        raise ValueError(
+            f"{name} must be a sequence of 1-D grids (one per dimension), got "
+            f"{type(grids).__name__}: {grids!r}"
+        )
+    if len(items) == 0:
+        raise ValueError(f"{name} must hold at least one 1-D grid, got none")
+    out = []
+    for i, g in enumerate(items):
+        g = as_array(f"{name}[{i}]", g, (None,))
+        if g.size < min_points or np.any(np.diff(g) <= 0):
+            raise ValueError(
+                f"{name}[{i}] must be strictly increasing with >= {min_points} points, got {g}"
+            )
+        out.append(g)
+    return tuple(out)
+
+
+def _check_mdp(mdp: object) -> GridMDP:
+    if not isinstance(mdp, GridMDP):
+        text = repr(mdp)
+        text = text if len(text) <= 80 else text[:77] + "..."
+        raise ValueError(
+            "mdp must be a GridMDP (build it with discretise or discretise_lq), got "
+            f"{type(mdp).__name__}: {text}"
+        )
+    return mdp
+
+
 def gauss_hermite(cov: np.ndarray, n_points: int) -> tuple[np.ndarray, np.ndarray]:
     """Tensor-product Gauss-Hermite rule for ``E[g(w)]``, ``w ~ N(0, cov)``.
 
@@ -203,14 +241,12 @@ def interpolation_matrix(
     scipy.sparse.csr_matrix, shape (N, prod(len(g)))
         ``values_at_points = matrix @ values_at_nodes`` (nodes in :func:`tensor_points` order).
     """
+    grids = _check_grids("grids", grids)
     d = len(grids)
     points = as_array("points", points, (None, d))
     shape = tuple(len(g) for g in grids)
     idx, frac = [], []
     for j, g in enumerate(grids):
-        g = as_array(f"grids[{j}]", g, (None,))
-        if g.size < 2 or np.any(np.diff(g) <= 0):
-            raise ValueError(f"grids[{j}] must be increasing with >= 2 points, got {g}")
         p = np.clip(points[:, j], g[0], g[-1])
         i = np.clip(np.searchsorted(g, p, side="right") - 1, 0, g.size - 2)
         idx.append(i)
@@ -262,13 +298,10 @@ def discretise(
     -------
     GridMDP
     """
-    state_grids = tuple(
-        as_array(f"state_grids[{i}]", g, (None,)) for i, g in enumerate(state_grids)
-    )
-    action_grids = tuple(
-        as_array(f"action_grids[{i}]", g, (None,)) for i, g in enumerate(action_grids)
-    )
+    state_grids = _check_grids("state_grids", state_grids)
+    action_grids = _check_grids("action_grids", action_grids, min_points=1)
     gamma = check_in_open_interval("gamma", gamma, 0.0, 1.0)
+    n_quadrature = check_positive_int("n_quadrature", n_quadrature)
     states = tensor_points(state_grids)
     actions = tensor_points(action_grids)
     S, M, n = states.shape[0], actions.shape[0], states.shape[1]
@@ -277,9 +310,18 @@ def discretise(
 
     X = np.repeat(states, M, axis=0)  # (S*M, n), row s*M + a
     U = np.tile(actions, (S, 1))  # (S*M, m)
-    r = np.asarray(reward(X, U), dtype=float)
+    try:
+        r = np.asarray(reward(X, U), dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"reward must return numeric rewards of shape ({S * M},): {exc}") from exc
     if r.shape != (S * M,):
         raise ValueError(f"reward must return shape ({S * M},), got shape {r.shape}")
+    if not np.all(np.isfinite(r)):
+        bad = int(np.sum(~np.isfinite(r)))
+        raise ValueError(
+            f"reward must return finite values, got {bad} non-finite of {r.size} "
+            f"(first at state {X[~np.isfinite(r)][0]}, action {U[~np.isfinite(r)][0]})"
+        )
     mean_next = np.asarray(dynamics(X, U), dtype=float)
     if mean_next.shape != (S * M, n):
         raise ValueError(f"dynamics must return shape ({S * M}, {n}), got shape {mean_next.shape}")
@@ -309,10 +351,13 @@ def discretise_lq(
     """
     A = as_matrix("A", A)
     n = A.shape[0]
+    A = as_matrix("A", A, n, n)
     B = as_matrix("B", B, n, None)
     m = B.shape[1]
     Q = check_psd("Q", Q, n)
     R = check_psd("R", R, m)
+    state_grids = _check_grids("state_grids", state_grids)
+    action_grids = _check_grids("action_grids", action_grids, min_points=1)
     if len(state_grids) != n or len(action_grids) != m:
         raise ValueError(
             f"state_grids and action_grids must hold {n} and {m} grids, got {len(state_grids)} and "
@@ -363,6 +408,7 @@ def bellman_operator(mdp: GridMDP, Q: np.ndarray) -> np.ndarray:
     numpy.ndarray, shape (S, M)
         ``r + gamma * P @ max_a Q``.
     """
+    mdp = _check_mdp(mdp)
     Q = _check_q(mdp, Q)
     expected = mdp.transition @ Q.max(axis=1)
     return mdp.rewards + mdp.gamma * expected.reshape(mdp.rewards.shape)
@@ -370,7 +416,10 @@ def bellman_operator(mdp: GridMDP, Q: np.ndarray) -> np.ndarray:
 
 def sup_norm(X: np.ndarray) -> float:
     """``max |X|`` over all entries."""
-    return float(np.max(np.abs(as_array("X", X))))
+    X = as_array("X", X)
+    if X.size == 0:
+        raise ValueError(f"X must have at least one entry, got an empty array of shape {X.shape}")
+    return float(np.max(np.abs(X)))
 
 
 def value_iteration(
@@ -398,7 +447,11 @@ def value_iteration(
     -------
     ValueIterationResult
     """
+    mdp = _check_mdp(mdp)
     n_iterations = check_positive_int("n_iterations", n_iterations, 0)
+    tol = check_in_open_interval("tol", tol, -np.inf, np.inf)
+    if tol < 0.0:
+        raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
     Q = np.zeros(mdp.rewards.shape) if Q0 is None else _check_q(mdp, Q0, "Q0").copy()
     ref = None if reference is None else _check_q(mdp, reference, "reference")
     deltas, errors = [], [] if ref is not None else None
@@ -430,8 +483,10 @@ def greedy_policy(mdp: GridMDP, Q: np.ndarray, states: np.ndarray | None = None)
     -------
     numpy.ndarray, shape (N, m) (or (S, m))
     """
+    mdp = _check_mdp(mdp)
     Q = _check_q(mdp, Q)
     if states is not None:
+        states = as_array("states", states, (None, mdp.states.shape[1]))
         Q = interpolation_matrix(mdp.state_grids, states) @ Q
     return mdp.actions[np.argmax(Q, axis=1)]
 

@@ -25,6 +25,9 @@ from lgutils.validate import as_array, as_matrix, as_vector, check_pd, check_pos
 
 __all__ = ["LinearQuadraticEnv", "Trajectories", "CASE_STUDY_B"]
 
+#: The option names :meth:`LinearQuadraticEnv.reset` understands.
+_RESET_OPTIONS = ("x0",)
+
 #: Case study B (paper Sec. V.B, ref. [42]); see /work/shared/reference.md. 4 states, 1 input.
 CASE_STUDY_B: dict[str, Any] = {
     "A": [[0.5, 0.0, 1.0, 0.0], [0.0, 0.5, 0.0, 0.5], [0.0, 0.0, 0.5, 1.0], [0.5, 0.0, 0.0, 0.5]],
@@ -221,7 +224,18 @@ class LinearQuadraticEnv(gym.Env):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Start an episode; ``options={"x0": x}`` fixes its initial state."""
+        """Start an episode; ``options={"x0": x}`` fixes its initial state (no other keys)."""
+        if options is not None:
+            if not isinstance(options, dict):
+                raise ValueError(
+                    f"options must be a dict with keys among {list(_RESET_OPTIONS)}, got "
+                    f"{type(options).__name__}: {options!r}"
+                )
+            unknown = sorted(str(k) for k in options if k not in _RESET_OPTIONS)
+            if unknown:
+                raise ValueError(
+                    f"options has unknown keys {unknown}; the known keys are {list(_RESET_OPTIONS)}"
+                )
         super().reset(seed=seed)
         n = self.n_states
         if options is not None and options.get("x0") is not None:
@@ -236,7 +250,12 @@ class LinearQuadraticEnv(gym.Env):
     def step(self, action: object) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Apply ``action`` (shape ``(m,)``, clipped to the bounds) for one step."""
         m = self.n_actions
-        u = np.asarray(action, dtype=float)
+        try:
+            u = np.asarray(action, dtype=float)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"action must be numeric of shape ({m},), got {type(action).__name__}: {action!r}"
+            ) from exc
         if u.shape != (m,):
             if u.size == m and u.ndim <= 1:
                 u = u.reshape(m)
@@ -277,7 +296,7 @@ class LinearQuadraticEnv(gym.Env):
         n_episodes : int
             Number of episodes N.
         seed : int, optional
-            Seed of the batch's random numbers.
+            Seed (>= 0) of the batch's random numbers.
         x0 : array_like, shape (n,) or (N, n), optional
             Initial states (default: the environment's initial-state distribution).
         horizon : int, optional
@@ -298,6 +317,8 @@ class LinearQuadraticEnv(gym.Env):
             def act(x: np.ndarray) -> np.ndarray:
                 return -x @ K.T
 
+        if seed is not None:
+            seed = check_positive_int("seed", seed, 0)
         rng = np.random.default_rng(seed)
         states = np.empty((N, T + 1, n))
         actions = np.empty((N, T, m))
@@ -309,10 +330,23 @@ class LinearQuadraticEnv(gym.Env):
         else:
             states[:, 0] = self.x0_mean + rng.standard_normal((N, n)) @ self._x0_factor.T
         for t in range(T):
-            u = np.asarray(act(states[:, t]), dtype=float)
+            out = act(states[:, t])
+            try:
+                u = np.asarray(out, dtype=float)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(
+                    f"policy must return numeric actions of shape ({N}, {m}), got "
+                    f"{type(out).__name__} at step t={t}"
+                ) from exc
             if u.shape != (N, m):
                 raise ValueError(
                     f"policy must return actions of shape ({N}, {m}), got shape {u.shape}"
+                )
+            if not np.all(np.isfinite(u)):
+                bad = int(np.sum(~np.isfinite(u)))
+                raise ValueError(
+                    f"policy must return finite actions, but its output at step t={t} holds {bad} "
+                    f"NaN or infinite entries of {u.size} (a diverging closed loop or a bad policy)"
                 )
             actions[:, t] = u
             ua = self.clip_action(u)

@@ -322,6 +322,13 @@ def riccati_recursion(
         K[t] = np.linalg.solve(R + B.T @ Pn @ B, B.T @ Pn @ A)
         Pt = Q + A.T @ Pn @ (A - B @ K[t])
         P[t] = 0.5 * (Pt + Pt.T)
+        if not (np.all(np.isfinite(K[t])) and np.all(np.isfinite(P[t]))):
+            raise ValueError(
+                f"riccati_recursion overflowed at step t={t} of horizon={horizon}: the gain K or "
+                f"cost-to-go P is not finite in float64 (max |A| = {np.max(np.abs(A)):.3g}, "
+                f"max |B| = {np.max(np.abs(B)):.3g}); expected A, B, Q, R and horizon small "
+                "enough for A^T P A to stay below ~1e308 (rescale the model)"
+            )
     return K, P
 
 

@@ -15,9 +15,9 @@ may raise :class:`lgutils.mpc.MPCSolveError`, the dedicated exception that carri
 
 The cases are parametrised by (function, argument, corruption), so each combination is always
 exercised; hypothesis draws the rest (sizes, values, which entry is corrupted) with a fixed
-seed (``derandomize=True``: the same examples on every run). Cases marked ``xfail(strict=True)``
-are known gaps in modules still being written (``lgutils/{lqr,envs,dp}.py``); the reason says
-what is missing.
+seed (``derandomize=True``: the same examples on every run). Known gaps go in the
+``KNOWN`` table (marked ``xfail(strict=True)``, the reason saying what is missing); it is
+empty at present.
 """
 
 from __future__ import annotations
@@ -1001,52 +1001,10 @@ def _(data):
 
 
 # ------------------------------------------------------------------------------------------
-# known gaps in modules still being written (not editable here): xfail(strict=True)
+# known gaps (none at present): (function, argument, corruption) -> reason, marked
+# xfail(strict=True) so that a fixed gap fails until its entry is removed
 # ------------------------------------------------------------------------------------------
-_GRIDS_LEN = "dp.{f}: {a} is not checked to be a sequence of 1-D grids (TypeError from len())"
-_MDP = "dp.{f}: mdp is not checked to be a GridMDP (AttributeError instead of a ValueError)"
-_TOL = "dp.value_iteration: tol is not validated (NaN/inf/negative accepted, text: TypeError)"
-_STATES = "dp.greedy_policy: errors about states name 'points' (interpolation_matrix's argument)"
-_NQ = "dp.discretise_lq: errors about n_quadrature name 'n_points' (gauss_hermite's argument)"
-KNOWN: dict[tuple[str, str, str], str] = {
-    **{
-        ("dp.interpolation_matrix", "grids", k): _GRIDS_LEN.format(
-            f="interpolation_matrix", a="grids"
-        )
-        for k in ("scalar", "none")
-    },
-    **{
-        ("dp.discretise_lq", a, k): _GRIDS_LEN.format(f="discretise_lq", a=a)
-        for a in ("state_grids", "action_grids")
-        for k in ("scalar", "none")
-    },
-    ("dp.discretise_lq", "A", "rows"): (
-        "dp.discretise_lq: A is not checked to be square (a non-square A is reported as a wrong B)"
-    ),
-    ("dp.discretise_lq", "state_grids", "decreasing"): (
-        "dp.discretise_lq: a non-increasing state grid is reported as grids[0], not state_grids[0]"
-    ),
-    ("dp.discretise_lq", "action_grids", "decreasing"): (
-        "dp.discretise_lq: action_grids are not checked to be increasing (accepted silently)"
-    ),
-    **{
-        ("dp.discretise_lq", "n_quadrature", k): _NQ
-        for k in ("below", "negative", "fraction", "int_text", "bool")
-    },
-    **{
-        (f"dp.{f}", "mdp", k): _MDP.format(f=f)
-        for f in ("bellman_operator", "value_iteration", "greedy_policy")
-        for k in ("none", "text")
-    },
-    **{("dp.value_iteration", "tol", k): _TOL for k in ("nan", "inf", "negative", "text")},
-    **{
-        ("dp.greedy_policy", "states", k): _STATES
-        for k in ("nan", "inf", "text", "ndim_up", "cols", "flat")
-    },
-    ("dp.sup_norm", "X", "empty"): (
-        "dp.sup_norm: an empty X raises numpy's raw 'zero-size array to reduction' ValueError"
-    ),
-}
+KNOWN: dict[tuple[str, str, str], str] = {}
 
 
 def cases(prefixes: tuple[str, ...]) -> list:
@@ -1286,11 +1244,6 @@ def test_env_step_takes_an_action_or_names_it(action):
         assert np.all(np.abs(out[4]["applied_action"]) <= 1.0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="envs.LinearQuadraticEnv.step: a non-numeric action (text, an object, a ragged list) "
-    "gives numpy's raw error (or a TypeError) that does not name 'action'",
-)
 @pytest.mark.parametrize("action", ["abc", object(), [[0.1], []]], ids=["text", "object", "ragged"])
 def test_env_step_names_a_non_numeric_action(action):
     env = LinearQuadraticEnv()
@@ -1298,7 +1251,6 @@ def test_env_step_names_a_non_numeric_action(action):
     check(lambda: env.step(action), ("action",), must_raise=True)
 
 
-@pytest.mark.xfail(strict=True, reason="envs: reset(options=...) ignores unknown option names")
 def test_env_reset_rejects_unknown_options():
     env = LinearQuadraticEnv()
     check(lambda: env.reset(seed=0, options={"x_0": [1.0]}), ("options",), must_raise=True)
@@ -1354,11 +1306,6 @@ def test_mpc_reinforce_model_overflow_is_reported():
     assert np.all(batch.rewards[..., -1] == -np.inf)  # blown up: -inf, as documented, not NaN
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="lqr.riccati_recursion: an overflowing recursion (entries of A ~1e100) returns NaN "
-    "gains silently instead of raising a ValueError",
-)
 def test_lqr_riccati_recursion_overflow_is_reported():
     A = 1e100 * np.array([[1.0, 0.1], [0.0, 1.0]])
     check(
@@ -1367,11 +1314,6 @@ def test_lqr_riccati_recursion_overflow_is_reported():
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="envs.LinearQuadraticEnv.simulate: a policy that returns NaN actions gives NaN "
-    "trajectories silently (should raise a ValueError naming policy)",
-)
 def test_env_simulate_rejects_a_policy_returning_nan():
     env = LinearQuadraticEnv(horizon=5)
     check(
@@ -1381,21 +1323,11 @@ def test_env_simulate_rejects_a_policy_returning_nan():
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="envs.LinearQuadraticEnv.simulate: seed is not validated (seed=-1 gives numpy's raw "
-    "'expected non-negative integer')",
-)
 def test_env_simulate_names_a_bad_seed():
     env = LinearQuadraticEnv(horizon=5)
     check(lambda: env.simulate(np.zeros((1, 1)), 4, seed=-1), ("seed",), must_raise=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dp.discretise: a reward callable that returns NaN gives a GridMDP with NaN rewards "
-    "silently (dynamics are checked through interpolation, rewards are not)",
-)
 def test_dp_discretise_rejects_non_finite_rewards():
     g = dp.grid(-1.0, 1.0, 3)
     check(
