@@ -155,6 +155,29 @@ def _dynamics(x: Any, u: Any, theta: np.ndarray) -> Any:
     return cstr.rhs(x, u, theta[0], theta[1])
 
 
+def _cstr_scenario_mpc(horizon: int, cost: Any, term: Any, **options: Any) -> ScenarioMPC:
+    """The 9-scenario CSTR MPC shared by both agents: goal parameter ``g``, input bounds,
+    ``t_step``, collocation of degree 2 and the variable scaling; ``options`` add the rest."""
+    return ScenarioMPC(
+        4,
+        2,
+        horizon,
+        _dynamics,
+        _scenarios(),
+        cost,
+        term,
+        params={"g": ()},
+        default_phi={"g": cstr.GOAL_FIG3},
+        u_lb=cstr.U_LOW,
+        u_ub=cstr.U_HIGH,
+        dt=cstr.T_STEP,
+        degree=2,
+        x_scale=X_SCALE,
+        u_scale=U_SCALE,
+        **options,
+    )
+
+
 def baseline_mpc(
     horizon: int = 20,
     ipopt_options: Mapping[str, Any] | None = None,
@@ -187,31 +210,19 @@ def baseline_mpc(
     def term(x, p):
         return (x[1] - p["g"]) ** 2
 
-    mpc = ScenarioMPC(
-        4,
-        2,
+    mpc = _cstr_scenario_mpc(
         horizon,
-        _dynamics,
-        _scenarios(),
         cost,
         term,
-        params={"g": ()},
-        default_phi={"g": cstr.GOAL_FIG3},
         x_lb=[0.1, 0.1, 50.0, 50.0],
         x_ub=[2.0, 2.0, np.inf, 140.0],
-        u_lb=cstr.U_LOW,
-        u_ub=cstr.U_HIGH,
         soft_ub=[np.inf, np.inf, 140.0, np.inf],
         soft_penalty=1e2,
         soft_terminal=False,
         terminal_bounds=False,
         move_weight=[0.1, 1e-3],
-        dt=cstr.T_STEP,
         integrator=integrator,
-        degree=2,
         substeps=substeps,
-        x_scale=X_SCALE,
-        u_scale=U_SCALE,
         ipopt_options=ipopt_options,
     )
     return MPCAgent(mpc, "MPC")
@@ -289,26 +300,14 @@ def rlmpc(
     def term(x, p):
         return -V(x, p["g"])
 
-    mpc = ScenarioMPC(
-        4,
-        2,
+    mpc = _cstr_scenario_mpc(
         horizon,
-        _dynamics,
-        _scenarios(),
         cost,
         term,
-        params={"g": ()},
-        default_phi={"g": cstr.GOAL_FIG3},
-        u_lb=cstr.U_LOW,
-        u_ub=cstr.U_HIGH,
         soft_ub=RLMPC_SOFT_UB,
         soft_penalty=soft_penalty,
         soft_terminal=True,
-        dt=cstr.T_STEP,
         integrator="collocation",
-        degree=2,
-        x_scale=X_SCALE,
-        u_scale=U_SCALE,
         ipopt_options=ipopt_options,
         expand=False,  # keep the networks' derivatives matrix-level
     )
