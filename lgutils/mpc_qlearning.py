@@ -216,19 +216,7 @@ def q_learning_update(
         horizon_mpc, action_noise.shape[1], lr, max_grad_norm, clamp, action_std, 0.0
     )
     A_phi, B_phi = mr.split_phi(phi, n, m_in)
-    K, tape = mr._gain_forward(A_phi, B_phi, env.Q, env.R, cfg.horizon_mpc)
-    batch = mr._rollout(
-        env.A,
-        env.B,
-        env.Q,
-        env.R,
-        K,
-        env.x0,
-        env.noise_std,
-        cfg.action_std,
-        action_noise,
-        process_noise,
-    )
+    K, tape, batch = mr._policy_batch(env, A_phi, B_phi, cfg, action_noise, process_noise)
     with np.errstate(over="ignore", invalid="ignore"):
         grad, delta = _td_gradient(batch, A_phi, B_phi, K, tape, env.Q, env.R)
         new, m_new, v_new, norm = mr._step(phi, adam_m, adam_v, step, grad, cfg)
@@ -300,19 +288,7 @@ def run_q_learning(
         hist[:, k] = phi
         z = np.stack([g.standard_normal((N, T, m_in + n)) for g in rngs])
         A_phi, B_phi = mr.split_phi(phi, n, m_in)
-        K, tape = mr._gain_forward(A_phi, B_phi, env.Q, env.R, cfg.horizon_mpc)
-        batch = mr._rollout(
-            env.A,
-            env.B,
-            env.Q,
-            env.R,
-            K,
-            env.x0,
-            env.noise_std,
-            cfg.action_std,
-            z[..., :m_in],
-            z[..., m_in:],
-        )
+        K, tape, batch = mr._policy_batch(env, A_phi, B_phi, cfg, z[..., :m_in], z[..., m_in:])
         expected[:, k] = mr._expected_return(
             env.A, env.B, env.Q, env.R, K, env.x0, env.noise_std, cfg.action_std, T
         )
@@ -329,18 +305,7 @@ def run_q_learning(
             keep = ~frozen
             phi[keep], adam_m[keep], adam_v[keep] = new[keep], m_new[keep], v_new[keep]
             grad_norm[keep, k] = norm[keep]
-    A_hist, B_hist = mr.split_phi(hist, n, m_in)
-    blown_up = ~(returns >= mr.DIVERGENCE_THRESHOLD) | (expected < mr.DIVERGENCE_THRESHOLD)
-    return mr.ReinforceRuns(
-        seeds=np.asarray(seeds, dtype=np.int64),
-        returns=returns,
-        expected_returns=expected,
-        phi=hist,
-        mismatch_A=np.sqrt(np.sum((A_hist - env.A) ** 2, axis=(-2, -1))),
-        mismatch_B=np.sqrt(np.sum((B_hist - env.B) ** 2, axis=(-2, -1))),
-        grad_norm=grad_norm,
-        blown_up=blown_up,
-    )
+    return mr._runs_record(env, seeds, returns, expected, hist, grad_norm)
 
 
 def run_experiment(

@@ -941,6 +941,31 @@ def _update(
     return _step(phi, m, v, step, grad, cfg)
 
 
+def _policy_batch(
+    env: CaseB,
+    A_phi: np.ndarray,
+    B_phi: np.ndarray,
+    cfg: _Settings,
+    action_noise: np.ndarray,
+    process_noise: np.ndarray,
+) -> tuple[np.ndarray, list, Batch]:
+    """The MPC gains of the models (with their tape) and the episodes they play on ``env``."""
+    K, tape = _gain_forward(A_phi, B_phi, env.Q, env.R, cfg.horizon_mpc)
+    batch = _rollout(
+        env.A,
+        env.B,
+        env.Q,
+        env.R,
+        K,
+        env.x0,
+        env.noise_std,
+        cfg.action_std,
+        action_noise,
+        process_noise,
+    )
+    return K, tape, batch
+
+
 def reinforce_update(
     phi: np.ndarray,
     adam_m: np.ndarray,
@@ -1002,19 +1027,7 @@ def reinforce_update(
         horizon_mpc, action_noise.shape[1], lr, max_grad_norm, clamp, action_std, return_eps
     )
     A_phi, B_phi = split_phi(phi, n, m_in)
-    K, tape = _gain_forward(A_phi, B_phi, env.Q, env.R, cfg.horizon_mpc)
-    batch = _rollout(
-        env.A,
-        env.B,
-        env.Q,
-        env.R,
-        K,
-        env.x0,
-        env.noise_std,
-        cfg.action_std,
-        action_noise,
-        process_noise,
-    )
+    _, tape, batch = _policy_batch(env, A_phi, B_phi, cfg, action_noise, process_noise)
     new, m_new, v_new, norm = _update(phi, adam_m, adam_v, step, batch, A_phi, B_phi, tape, cfg)
     return {
         "phi": new,
@@ -1165,10 +1178,7 @@ def run_reinforce(
         eps, w = z[..., :m_in], z[..., m_in:]
         A_phi, B_phi = split_phi(phi, n, m_in)
         if u_max is None:
-            K, tape = _gain_forward(A_phi, B_phi, env.Q, env.R, cfg.horizon_mpc)
-            batch = _rollout(
-                env.A, env.B, env.Q, env.R, K, env.x0, env.noise_std, cfg.action_std, eps, w
-            )
+            K, tape, batch = _policy_batch(env, A_phi, B_phi, cfg, eps, w)
             expected[:, k] = _expected_return(
                 env.A, env.B, env.Q, env.R, K, env.x0, env.noise_std, cfg.action_std, T
             )
@@ -1195,7 +1205,19 @@ def run_reinforce(
             keep = ~frozen
             phi[keep], adam_m[keep], adam_v[keep] = new[keep], m_new[keep], v_new[keep]
             grad_norm[keep, k] = norm[keep]
-    A_hist, B_hist = split_phi(hist, n, m_in)
+    return _runs_record(env, seeds, returns, expected, hist, grad_norm)
+
+
+def _runs_record(
+    env: CaseB,
+    seeds: list[int],
+    returns: np.ndarray,
+    expected: np.ndarray,
+    hist: np.ndarray,
+    grad_norm: np.ndarray,
+) -> ReinforceRuns:
+    """The :class:`ReinforceRuns` of learning curves (model mismatch and blow-ups added)."""
+    A_hist, B_hist = split_phi(hist, *env.B.shape)
     mis_A = np.sqrt(np.sum((A_hist - env.A) ** 2, axis=(-2, -1)))
     mis_B = np.sqrt(np.sum((B_hist - env.B) ** 2, axis=(-2, -1)))
     # NaN expected returns (bounded MPC: no closed form) do not count; NaN sampled ones do
