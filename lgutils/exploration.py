@@ -46,7 +46,14 @@ from tqdm.auto import tqdm
 
 from lgutils import lqr
 from lgutils.mpc import MPC, PRIMAL_DUAL_WARM_START, closed_loop
-from lgutils.rl import Transitions, max_q, quadratic_features, quadratic_to_theta
+from lgutils.rl import (
+    Transitions,
+    _floored_schur,
+    max_q,
+    quadratic_features,
+    quadratic_to_theta,
+    theta_to_quadratic,
+)
 from lgutils.seeding import spawn_seeds
 from lgutils.validate import (
     as_array,
@@ -447,17 +454,12 @@ def fitted_q(
     Phw = (Phis * w[:, None]).T
     G = Phw @ Phis + (lam + ridge * N) * np.eye(Phis.shape[1])
     prior_term = lam * theta0 * scale
-    i, j = np.triu_indices(d)
     Xn = data.x_next
     for _ in range(n_iterations):
         S = _psd(_schur(H, n))
         y = data.r - gamma * (np.einsum("ni,ij,nj->n", Xn, S, Xn) + c)
         theta = np.linalg.solve(G, Phw @ (-y) + prior_term) / scale
-        H = np.zeros((d, d))  # theta -> (H, c) as lgutils.rl.theta_to_quadratic, inlined
-        H[i, j] = theta[:-1]
-        H = 0.5 * (H + H.T)
-        H[np.diag_indices(d)] = theta[:-1][i == j]
-        c = float(theta[-1])
+        H, c = theta_to_quadratic(theta, d)
     return H, c
 
 
@@ -488,10 +490,7 @@ def value_weight(H: Any, n: int) -> np.ndarray:
 
 def _schur(H: np.ndarray, n: int) -> np.ndarray:
     """``H_xx - H_xu H_uu^{-1} H_ux`` with H_uu's eigenvalues floored as in lgutils.rl.max_q."""
-    Huu = 0.5 * (H[n:, n:] + H[n:, n:].T)
-    lam, V = np.linalg.eigh(Huu)
-    Huu = (V * np.maximum(lam, 1e-6 * max(1.0, float(np.max(np.abs(lam)))))) @ V.T
-    S = H[:n, :n] - H[:n, n:] @ np.linalg.solve(Huu, H[n:, :n])
+    S = _floored_schur(H, n)
     return 0.5 * (S + S.T)
 
 

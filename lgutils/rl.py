@@ -177,12 +177,17 @@ def max_q(H: np.ndarray, c: float, x: np.ndarray, n: int) -> np.ndarray:
     """
     H = as_matrix("H", H)
     x = as_array("x", x, (None, n))
+    S = _floored_schur(H, n)
+    return -(np.einsum("ni,ij,nj->n", x, S, x) + float(c))
+
+
+def _floored_schur(H: np.ndarray, n: int) -> np.ndarray:
+    """``H_xx - H_xu H_uu^{-1} H_ux`` with H_uu's eigenvalues floored as documented in max_q."""
     Huu = 0.5 * (H[n:, n:] + H[n:, n:].T)
     lam, V = np.linalg.eigh(Huu)
     floor = 1e-6 * max(1.0, float(np.max(np.abs(lam))))
     Huu = (V * np.maximum(lam, floor)) @ V.T
-    S = H[:n, :n] - H[:n, n:] @ np.linalg.solve(Huu, H[n:, :n])
-    return -(np.einsum("ni,ij,nj->n", x, S, x) + float(c))
+    return H[:n, :n] - H[:n, n:] @ np.linalg.solve(Huu, H[n:, :n])
 
 
 def bellman_loss(
