@@ -119,6 +119,20 @@ class _Params(dict):
         )
 
 
+class _Builds(dict):
+    """The built problems by mode; ``"policy"`` and ``"q"`` are built on first access."""
+
+    def __init__(self, build: Callable[[str], None]) -> None:
+        super().__init__()
+        self._build_mode = build
+
+    def __missing__(self, key: Any) -> dict[str, Any]:
+        if key not in ("policy", "q"):
+            raise KeyError(key)
+        self._build_mode(key)
+        return self[key]
+
+
 class MPCSolveError(RuntimeError):
     """An MPC solve failed: infeasible, iteration limit, non-finite result or infeasible data.
 
@@ -478,6 +492,21 @@ def _integrate(
 # --------------------------------------------------------------------------------------------
 # the MPC
 # --------------------------------------------------------------------------------------------
+def _shift_source(blocks: list[tuple[tuple[str, int], int, int]], n: int) -> np.ndarray:
+    """Index map of a receding-horizon shift: entry ``i`` is where entry ``i`` takes its value.
+
+    ``blocks`` lists ``((name, stage), start, stop)``; block ``(name, k)`` takes the values of
+    ``(name, k + 1)`` when that block exists and has the same size, else it keeps its own.
+    """
+    src = np.arange(n)
+    where = {kind: (a, b) for kind, a, b in blocks}
+    for (name, k), a, b in blocks:
+        nxt = where.get((name, k + 1))
+        if nxt is not None and nxt[1] - nxt[0] == b - a:
+            src[a:b] = np.arange(nxt[0], nxt[1])
+    return src
+
+
 def _active_multipliers(
     val: np.ndarray, lam: np.ndarray, lb: np.ndarray, ub: np.ndarray
 ) -> np.ndarray:
@@ -552,7 +581,11 @@ class MPC:
     u_lb, u_ub : array_like, shape (nu,), optional
         Input bounds (``-inf``/``inf`` allowed).
     x_lb, x_ub : array_like, shape (nx,), optional
-        State bounds, imposed on ``x_1..x_H`` (``x_0 = s`` is data).
+        State bounds, imposed on ``x_1..x_H`` (``x_0 = s`` is data) as bounds of the decision
+        variables (IPOPT keeps them without adding slack variables).
+    terminal_state_bounds : bool
+        Also bound ``x_H`` (default). With False, ``x_lb``/``x_ub`` hold on ``x_1..x_{H-1}``
+        only (do-mpc's default, ``use_terminal_bounds=False``).
     dt : float, optional
         Sampling time, for continuous-time dynamics.
     integrator : {"discrete", "rk4", "collocation"}
@@ -580,6 +613,13 @@ class MPC:
         ``u = 0`` clipped to the bounds and ``x = s``.
     ipopt_options : dict, optional
         IPOPT options (merged over ``print_level=0, sb="yes"``).
+    warm_ipopt_options : dict, optional
+        IPOPT options merged over ``ipopt_options`` for the solves that start from a stored
+        solution (``warm_start`` and a previous solve of the same kind), for instance
+        ``{"warm_start_init_point": "yes", "mu_init": 1e-7}`` to start from the previous primal
+        *and dual* solution at a small barrier parameter instead of IPOPT's cold interior start.
+        Such solves use a second IPOPT instance, built on first use; cold solves keep
+        ``ipopt_options``.
     solver_options : dict, optional
         Options of CasADi's ``nlpsol`` (merged over ``expand=True, print_time=False``).
 
@@ -614,6 +654,7 @@ class MPC:
         u_ub: Any = None,
         x_lb: Any = None,
         x_ub: Any = None,
+        terminal_state_bounds: bool = True,
         dt: float | None = None,
         integrator: str = "discrete",
         substeps: int = 1,
@@ -624,6 +665,7 @@ class MPC:
         warm_start: bool = True,
         initial_guess: Mapping[str, Any] | None = None,
         ipopt_options: Mapping[str, Any] | None = None,
+        warm_ipopt_options: Mapping[str, Any] | None = None,
         solver_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.nx = check_positive_int("nx", nx)
@@ -716,6 +758,7 @@ class MPC:
         self.u_ub = bound("u_ub", u_ub, self.nu, np.inf)
         self.x_lb = bound("x_lb", x_lb, self.nx, -np.inf)
         self.x_ub = bound("x_ub", x_ub, self.nx, np.inf)
+        self.terminal_state_bounds = bool(terminal_state_bounds)
         for lo, hi, nm in [(self.u_lb, self.u_ub, "u"), (self.x_lb, self.x_ub, "x")]:
             if np.any(lo > hi):
                 raise ValueError(f"{nm}_lb must be <= {nm}_ub elementwise, got {lo} and {hi}")
@@ -772,7 +815,11 @@ class MPC:
                     )
                 self._initial_guess[key] = arr
 
-        for name, value in (("ipopt_options", ipopt_options), ("solver_options", solver_options)):
+        for name, value in (
+            ("ipopt_options", ipopt_options),
+            ("warm_ipopt_options", warm_ipopt_options),
+            ("solver_options", solver_options),
+        ):
             if value is not None and not isinstance(value, Mapping):
                 raise ValueError(
                     f"{name} must be a dict of option name -> value, got {type(value).__name__}"
@@ -788,15 +835,24 @@ class MPC:
             # where degenerate active constraints make it singular it returns the
             # least-squares solution (CasADi's default "qr" then returns zeros)
             "sens_linsol": "lsqr",
+            # the gradient of the Lagrangian with respect to the parameters costs a sweep over
+            # the whole NLP after every solve; it is computed only where it is used
+            # (:meth:`_lam_p`, for the sensitivities)
+            "calc_lam_p": False,
         }
         opts.update(dict(solver_options or {}))
         opts["ipopt"] = ipopt
         self._solver_opts = opts
+        self._warm_solver_opts = (
+            None
+            if not warm_ipopt_options
+            else {**opts, "ipopt": {**ipopt, **dict(warm_ipopt_options)}}
+        )
 
-        self._built: dict[str, dict[str, Any]] = {}
+        self._built: dict[Any, dict[str, Any]] = _Builds(self._build)
         self._warm: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        # the policy problem now (it checks the callables); the Q problem on first use
         self._build("policy")
-        self._build("q")
         self.last_result: MPCResult | None = None
 
     # ---------------------------------------------------------------------------------------
@@ -939,8 +995,11 @@ class MPC:
             return idx
 
         n_g = 0
+        g_blocks: list[tuple[tuple[str, int], int, int]] = []  # ((name, stage), start, stop)
 
-        def add_con(expr: ca.MX, lo: np.ndarray, hi: np.ndarray) -> tuple[int, int]:
+        def add_con(
+            expr: ca.MX, lo: np.ndarray, hi: np.ndarray, kind: tuple[str, int]
+        ) -> tuple[int, int]:
             nonlocal n_g
             if expr.numel() == 0:
                 return (n_g, n_g)
@@ -949,10 +1008,11 @@ class MPC:
             ubg.append(hi)
             start = n_g
             n_g += expr.numel()
+            g_blocks.append((kind, start, n_g))
             return (start, n_g)
 
         if self.integrator == "collocation":
-            _, Cc, Dc = collocation_coefficients(self.degree)
+            _, Cc, _ = collocation_coefficients(self.degree)
 
         J = ca.MX(0)
         x_k = P_s
@@ -977,14 +1037,16 @@ class MPC:
             # constraints
             if f["eq"] is not None:
                 ge = _column("eq_constraints", _call(f["eq"], (x_k, u_k, pk), k, with_k["eq"]))
-                rows = add_con(ge, np.zeros(ge.numel()), np.zeros(ge.numel()))
+                rows = add_con(ge, np.zeros(ge.numel()), np.zeros(ge.numel()), ("eq", k))
                 if k == 0:
                     g_k0.append(rows)
             if f["ineq"] is not None:
                 hi_ = _column(
                     "ineq_constraints", _call(f["ineq"], (x_k, u_k, pk), k, with_k["ineq"])
                 )
-                rows = add_con(hi_, np.full(hi_.numel(), -np.inf), np.zeros(hi_.numel()))
+                rows = add_con(
+                    hi_, np.full(hi_.numel(), -np.inf), np.zeros(hi_.numel()), ("ineq", k)
+                )
                 if k == 0:
                     g_k0.append(rows)
             if f["soft"] is not None:
@@ -999,7 +1061,7 @@ class MPC:
                 )
                 sig = ca.MX.sym(f"sigma_{k}", n_soft)
                 idx_slack.append(add_var(sig, np.zeros(n_soft), np.full(n_soft, np.inf), ("s", k)))
-                add_con(hs - sig, np.full(n_soft, -np.inf), np.zeros(n_soft))
+                add_con(hs - sig, np.full(n_soft, -np.inf), np.zeros(n_soft), ("soft", k))
                 J = J + ca.dot(ca.DM(soft_lin), sig) + ca.dot(ca.DM(soft_quad), sig**2)
             # dynamics
             x_next = ca.MX.sym(f"x_{k + 1}", nx)
@@ -1007,7 +1069,7 @@ class MPC:
                 fx = _column(
                     "dynamics", _call(f["dynamics"], (x_k, u_k, pk), k, with_k["dynamics"]), nx
                 )
-                add_con(x_next - fx, np.zeros(nx), np.zeros(nx))
+                add_con(x_next - fx, np.zeros(nx), np.zeros(nx), ("dyn", k))
             elif self.integrator == "rk4":
                 h = self.dt / self.substeps
                 xi = x_k
@@ -1025,12 +1087,18 @@ class MPC:
                     k3 = ode(xi + h / 2 * k2)
                     k4 = ode(xi + h * k3)
                     xi = xi + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
-                add_con(x_next - xi, np.zeros(nx), np.zeros(nx))
+                add_con(x_next - xi, np.zeros(nx), np.zeros(nx), ("dyn", k))
             else:
+                # Radau's last point is the end of the interval: x_{k+1} itself is the last
+                # collocation state, so only the d - 1 interior points are extra variables
                 d = self.degree
-                Xc_sym = ca.MX.sym(f"xc_{k}", nx * d)
-                add_var(Xc_sym, np.full(nx * d, -np.inf), np.full(nx * d, np.inf), ("c", k))
-                Xc = [x_k] + [Xc_sym[r * nx : (r + 1) * nx] for r in range(d)]
+                n_c = nx * (d - 1)
+                Xc = [x_k]
+                if n_c:
+                    Xc_sym = ca.MX.sym(f"xc_{k}", n_c)
+                    add_var(Xc_sym, np.full(n_c, -np.inf), np.full(n_c, np.inf), ("c", k))
+                    Xc += [Xc_sym[r * nx : (r + 1) * nx] for r in range(d - 1)]
+                Xc.append(x_next)
                 for r in range(d):
                     xp = sum(Cc[j, r] * Xc[j] for j in range(d + 1))
                     fr = _column(
@@ -1038,10 +1106,14 @@ class MPC:
                         _call(f["dynamics"], (Xc[r + 1], u_k, pk), k, with_k["dynamics"]),
                         nx,
                     )
-                    add_con(xp - self.dt * fr, np.zeros(nx), np.zeros(nx))
-                xe = sum(Dc[j] * Xc[j] for j in range(d + 1))
-                add_con(x_next - xe, np.zeros(nx), np.zeros(nx))
-            idx_x[k + 1] = add_var(x_next, self.x_lb, self.x_ub, ("x", k + 1))
+                    add_con(xp - self.dt * fr, np.zeros(nx), np.zeros(nx), (f"dyn{r}", k))
+            bounded = k + 1 < H or self.terminal_state_bounds
+            idx_x[k + 1] = add_var(
+                x_next,
+                self.x_lb if bounded else np.full(nx, -np.inf),
+                self.x_ub if bounded else np.full(nx, np.inf),
+                ("x", k + 1),
+            )
             x_k = x_next
             u_prev_k = u_k
 
@@ -1055,12 +1127,12 @@ class MPC:
             ge = _column(
                 "terminal_eq_constraints", _call(f["t_eq"], (x_k, pdict), H, with_k["t_eq"])
             )
-            add_con(ge, np.zeros(ge.numel()), np.zeros(ge.numel()))
+            add_con(ge, np.zeros(ge.numel()), np.zeros(ge.numel()), ("t_eq", H))
         if f["t_ineq"] is not None:
             hi_ = _column(
                 "terminal_ineq_constraints", _call(f["t_ineq"], (x_k, pdict), H, with_k["t_ineq"])
             )
-            add_con(hi_, np.full(hi_.numel(), -np.inf), np.zeros(hi_.numel()))
+            add_con(hi_, np.full(hi_.numel(), -np.inf), np.zeros(hi_.numel()), ("t_ineq", H))
         if f["t_soft"] is not None:
             hs = _column(
                 "terminal_soft_constraints", _call(f["t_soft"], (x_k, pdict), H, with_k["t_soft"])
@@ -1074,7 +1146,7 @@ class MPC:
             tq = self._penalty("terminal_soft_quadratic", tq, m)
             sig = ca.MX.sym("sigma_H", m)
             idx_slack.append(add_var(sig, np.zeros(m), np.full(m, np.inf), ("t", H)))
-            add_con(hs - sig, np.full(m, -np.inf), np.zeros(m))
+            add_con(hs - sig, np.full(m, -np.inf), np.zeros(m), ("t_soft", H))
             J = J + ca.dot(ca.DM(tl), sig) + ca.dot(ca.DM(tq), sig**2)
 
         wv = ca.vertcat(*w)
@@ -1100,6 +1172,17 @@ class MPC:
             G = ca.vertcat(*[G[i] for i in keep]) if len(keep) else ca.MX(0, 1)
             lbg_a, ubg_a = lbg_a[keep], ubg_a[keep]
 
+        # receding-horizon shift: where each variable / row takes its value from
+        w_starts = np.cumsum([0, *[v.numel() for v in w]])
+        shift_w = _shift_source(
+            [(kind, w_starts[i], w_starts[i + 1]) for i, kind in enumerate(w0_kind)], n_w
+        )
+        shift_g = _shift_source(g_blocks, n_g)
+        new_row = np.full(n_g, -1)
+        new_row[keep] = np.arange(keep.size)
+        src = new_row[shift_g[keep]]
+        shift_g = np.where(src >= 0, src, np.arange(keep.size))
+
         nlp = {"x": wv, "p": P, "f": J, "g": G}
         try:
             solver = ca.nlpsol(f"mpc_{mode}", "ipopt", nlp, self._solver_opts)
@@ -1123,6 +1206,10 @@ class MPC:
             rev=None,
             maps={},
             fg=ca.Function(f"fg_{mode}", [wv, P], [J, G]),
+            shift_w=shift_w,
+            shift_g=shift_g,
+            nlp=nlp,
+            warm_solver=None,
         )
 
     # ---------------------------------------------------------------------------------------
@@ -1158,7 +1245,7 @@ class MPC:
             elif kind == "x":
                 parts.append(x_traj[k])
             elif kind == "c":
-                parts.append(np.tile(x_traj[k], self.degree))
+                parts.append(np.tile(x_traj[k], self.degree - 1))
             else:
                 parts.append(np.zeros(size))
         return np.concatenate(parts)
@@ -1263,8 +1350,10 @@ class MPC:
         where = f" (batch index {index})" if index is not None else ""
         self._check_fixed_data(mode, s, a, pv, phi, index)
         use_warm = self.warm_start if warm_start is None else bool(warm_start)
+        solver = b["solver"]
         if use_warm and mode in self._warm:
             w0, lam_x0, lam_g0 = self._warm[mode]
+            solver = self._warm_solver(mode)
         else:
             w0, lam_x0, lam_g0 = (
                 self._cold_guess(mode, s),
@@ -1273,7 +1362,7 @@ class MPC:
             )
         t0 = time.perf_counter()
         try:
-            sol = b["solver"](
+            sol = solver(
                 x0=w0,
                 p=pv,
                 lbx=b["lbw"],
@@ -1284,7 +1373,7 @@ class MPC:
                 lam_g0=lam_g0,
             )
         except RuntimeError as exc:  # e.g. solver_options={"error_on_fail": True}
-            stats = b["solver"].stats()
+            stats = solver.stats()
             status = str(stats.get("return_status", "casadi_error"))
             raise self._fail(
                 f"MPC {mode} solve failed with IPOPT status {status!r}{where}; state s={s} "
@@ -1297,7 +1386,7 @@ class MPC:
                 index,
             ) from exc
         elapsed = time.perf_counter() - t0
-        stats = b["solver"].stats()
+        stats = solver.stats()
         status = str(stats.get("return_status", "unknown"))
         iters = int(stats.get("iter_count", -1))
         wopt = np.asarray(sol["x"], dtype=float).ravel()
@@ -1360,22 +1449,15 @@ class MPC:
 
         After the plant moved one step, the previous plan's stage ``k + 1`` is the best guess
         for stage ``k``: inputs, states, collocation states and slacks move one stage forward
-        and the last stage is repeated. Bound multipliers move with them; the constraint
-        multipliers are kept. :func:`closed_loop` calls this after every step.
+        and the last stage is repeated. Their bound multipliers and the multipliers of each
+        stage's constraints move with them. :func:`closed_loop` calls this after every step.
         """
         if "policy" not in self._warm:
             return
         b = self._built["policy"]
-        w, lam_x, lam_g = (v.copy() for v in self._warm["policy"])
-        starts = np.cumsum([0, *b["sizes"]])
-        where = {kind: (starts[i], starts[i + 1]) for i, kind in enumerate(b["kinds"])}
-        w_new, lx_new = w.copy(), lam_x.copy()
-        for (kind, k), (a0, a1) in where.items():
-            nxt = where.get((kind, k + 1))
-            if nxt is not None and nxt[1] - nxt[0] == a1 - a0:
-                w_new[a0:a1] = w[nxt[0] : nxt[1]]
-                lx_new[a0:a1] = lam_x[nxt[0] : nxt[1]]
-        self._warm["policy"] = (w_new, lx_new, lam_g)
+        w, lam_x, lam_g = self._warm["policy"]
+        w_new = np.clip(w[b["shift_w"]], b["lbw"], b["ubw"])  # x_H may be unbounded
+        self._warm["policy"] = (w_new, lam_x[b["shift_w"]], lam_g[b["shift_g"]])
 
     def policy(
         self, s: Any, phi: Any = None, *, u_prev: Any = None, warm_start: bool | None = None
@@ -1436,6 +1518,34 @@ class MPC:
     # ---------------------------------------------------------------------------------------
     # sensitivities
     # ---------------------------------------------------------------------------------------
+    def _warm_solver(self, mode: str) -> ca.Function:
+        """The IPOPT instance of warm-started solves (``warm_ipopt_options``), built on first use."""
+        b = self._built[mode]
+        if self._warm_solver_opts is None:
+            return b["solver"]
+        if b["warm_solver"] is None:
+            try:
+                b["warm_solver"] = ca.nlpsol(
+                    f"mpc_{mode}_warm", "ipopt", b["nlp"], self._warm_solver_opts
+                )
+            except RuntimeError as exc:
+                raise _options_error(exc, self._warm_solver_opts) from exc
+        return b["warm_solver"]
+
+    def _lam_p(self, mode: str, raw: dict) -> np.ndarray:
+        """CasADi's ``lam_p`` at a solution: ``-(grad_p f + J_p(g)^T lam_g)``, shape (n_p,)."""
+        b = self._built[mode]
+        if b.get("lagp") is None:
+            w = ca.MX.sym("w", b["n_w"])
+            p = ca.MX.sym("p", b["n_p"])
+            lam = ca.MX.sym("lam_g", b["lbg"].size)
+            J, G = b["fg"](w, p)
+            fn = ca.Function(f"lam_p_{mode}", [w, p, lam], [-ca.gradient(J + ca.dot(lam, G), p)])
+            b["lagp"] = fn.expand() if self._solver_opts.get("expand", True) else fn
+        sol = raw["sol"]
+        out = b["lagp"](sol["x"], raw["p"], sol["lam_g"])
+        return np.asarray(out, dtype=float).ravel()
+
     def _reverse(self, mode: str):
         b = self._built[mode]
         if b["rev"] is None:
@@ -1492,6 +1602,7 @@ class MPC:
             b["lbw"],
             b["ubw"],
         )
+        lam_p = self._lam_p("policy", raw)
         seeds = np.zeros((b["n_w"], self.nu))
         seeds[b["idx_u"][0], np.arange(self.nu)] = 1.0
         rev = self._reverse("policy")
@@ -1509,7 +1620,7 @@ class MPC:
             out_g=sol["g"],
             out_lam_x=lam_x,
             out_lam_g=lam_g,
-            out_lam_p=sol["lam_p"],
+            out_lam_p=lam_p,
             adj_x=seeds,
             adj_f=np.zeros((1, self.nu)),
             adj_g=np.zeros((b["lbg"].size, self.nu)),
@@ -1518,7 +1629,7 @@ class MPC:
             adj_lam_p=np.zeros((b["n_p"], self.nu)),
         )
         jac = np.asarray(out["adj_p"], dtype=float).reshape(b["n_p"], self.nu).T  # (nu, n_p)
-        grad = -np.asarray(sol["lam_p"], dtype=float).ravel()
+        grad = -lam_p
         if not (np.all(np.isfinite(jac)) and np.all(np.isfinite(grad))):
             raise self._fail(
                 "MPC sensitivity is not finite", "non_finite", s, None, phiv, res.iterations
@@ -1545,7 +1656,7 @@ class MPC:
         """
         s, a, u_prev, phiv = self._check_inputs(s, a, u_prev, phi, "q")
         res, raw = self._solve("q", s, a, u_prev, phiv, warm_start)
-        grad = -np.asarray(raw["sol"]["lam_p"], dtype=float).ravel()
+        grad = -self._lam_p("q", raw)
         if not np.all(np.isfinite(grad)):
             raise self._fail(
                 "MPC sensitivity is not finite", "non_finite", s, a, phiv, res.iterations

@@ -126,7 +126,7 @@ class ScenarioMPC:
     terminal_bounds : bool
         Impose the hard state bounds on ``x_H`` too (default). With False they hold on
         ``x_1..x_{H-1}`` only, as in do-mpc (whose ``use_terminal_bounds`` defaults to False);
-        they are then stage constraints instead of variable bounds.
+        either way they are bounds of the decision variables, not constraint rows.
     soft_terminal : bool
         Also soften-constrain ``x_H``.
     move_weight : array_like, shape (nu,), optional
@@ -140,8 +140,8 @@ class ScenarioMPC:
         RK4 sub-steps.
     x_scale, u_scale : array_like, optional
         Variable scaling (default ones).
-    ipopt_options : dict, optional
-        Passed to :class:`lgutils.mpc.MPC`.
+    ipopt_options, warm_ipopt_options : dict, optional
+        Passed to :class:`lgutils.mpc.MPC` (the second for warm-started solves).
     expand : bool
         Expand the whole NLP to CasADi SX before handing it to IPOPT (fast for scalar models).
         Use False when ``terminal_cost`` holds large matrix operations (a neural network built
@@ -179,6 +179,7 @@ class ScenarioMPC:
         x_scale: Any = None,
         u_scale: Any = None,
         ipopt_options: Mapping[str, Any] | None = None,
+        warm_ipopt_options: Mapping[str, Any] | None = None,
         expand: bool = True,
     ) -> None:
         self.nx = nx = check_positive_int("nx", nx)
@@ -303,20 +304,6 @@ class ScenarioMPC:
                 def t_soft(X, p):
                     return rows(X)
 
-        lo_i = np.flatnonzero(np.isfinite(self.x_lb))
-        hi_i = np.flatnonzero(np.isfinite(self.x_ub))
-
-        def stage_bounds(X, U, p, k):  # x_1..x_{H-1} (x_0 is data), scaled units
-            if k == 0 or (lo_i.size + hi_i.size) == 0:
-                return ca.MX(0, 1)
-            out = []
-            for xi in split(X, nx):
-                if hi_i.size:
-                    out.append(xi[hi_i.tolist()] - ca.DM(self.x_ub[hi_i] / xs[hi_i]))
-                if lo_i.size:
-                    out.append(ca.DM(self.x_lb[lo_i] / xs[lo_i]) - xi[lo_i.tolist()])
-            return ca.vertcat(*out)
-
         mw = None
         if move_weight is not None:
             r = as_vector("move_weight", move_weight, nu)
@@ -332,14 +319,14 @@ class ScenarioMPC:
             params=params,
             default_phi=default_phi,
             eq_constraints=nonanticipative,
-            ineq_constraints=None if terminal_bounds else stage_bounds,
             soft_constraints=soft,
             terminal_soft_constraints=t_soft,
             soft_linear=np.tile(self._soft_penalty(soft_penalty, n_soft), S) if n_soft else 0.0,
             u_lb=np.tile(self.u_lb / us, S),
             u_ub=np.tile(self.u_ub / us, S),
-            x_lb=np.tile(self.x_lb / xs, S) if terminal_bounds else None,
-            x_ub=np.tile(self.x_ub / xs, S) if terminal_bounds else None,
+            x_lb=np.tile(self.x_lb / xs, S),
+            x_ub=np.tile(self.x_ub / xs, S),
+            terminal_state_bounds=terminal_bounds,
             dt=dt,
             integrator=integrator,
             degree=degree,
@@ -348,6 +335,7 @@ class ScenarioMPC:
             warm_start=True,
             initial_guess={"u": np.tile(self._u_guess() / us, S)},
             ipopt_options=ipopt_options,
+            warm_ipopt_options=warm_ipopt_options,
             solver_options={"expand": bool(expand)},
         )
 

@@ -35,6 +35,8 @@ from lgutils.validate import as_array, as_vector, check_positive_int
 
 __all__ = [
     "X_SCALE",
+    "IPOPT_OPTIONS",
+    "WARM_IPOPT_OPTIONS",
     "U_SCALE",
     "TARGET_BAND",
     "RLAgent",
@@ -60,6 +62,28 @@ TARGET_BAND: float = 0.05
 #: Soft upper bounds of RL+MPC and their linear penalties per unit violation (mol/l, deg C).
 RLMPC_SOFT_UB = np.array([2.0, 2.0, 140.0, 140.0])
 RLMPC_SOFT_PENALTY = np.array([1e3, 1e3, 1e1, 1e1])
+#: IPOPT options of both CSTR MPC agents (``ipopt_options`` given to them are merged over
+#: these). The variables are already scaled as in do-mpc, so IPOPT's gradient-based NLP scaling
+#: and MUMPS' own scaling are off, and IPOPT refines a step only when its residual asks for it.
+IPOPT_OPTIONS: dict[str, Any] = {
+    "nlp_scaling_method": "none",
+    "mumps_scaling": 0,
+    "mumps_permuting_scaling": 0,
+    "min_refinement_steps": 0,
+}
+#: IPOPT options of the agents' warm-started solves (every closed-loop step after the first):
+#: start from the previous solution *and its multipliers*, at a barrier parameter of 1e-7
+#: instead of IPOPT's cold ``mu_init = 0.1``, with the iterates pushed only 1e-5 inside their
+#: bounds. IPOPT's tolerance stays at its default (``tol = 1e-8``), so the solutions are the same
+#: to that tolerance; only the path to them is shorter. On Fig. 3's run of the baseline MPC the
+#: warm-started steps take 8 IPOPT iterations (median) where IPOPT's defaults take about 25.
+WARM_IPOPT_OPTIONS: dict[str, Any] = {
+    "warm_start_init_point": "yes",
+    "mu_init": 1e-7,
+    "warm_start_bound_push": 1e-5,
+    "warm_start_bound_frac": 1e-5,
+    "warm_start_mult_bound_push": 1e-5,
+}
 
 
 class RLAgent:
@@ -101,6 +125,14 @@ class MPCAgent:
     name : str
     u_prev0 : array_like, shape (2,)
         The "previous input" of the first step (do-mpc's default: 0).
+    shift : bool
+        Shift the previous solution one stage before it warm-starts the next solve
+        (:meth:`lgutils.multistage.ScenarioMPC.shift_warm_start`). The CSTR agents use False:
+        the unshifted previous solution is feasible except for the new initial state, while
+        the shifted one breaks the non-anticipativity of the first input (the second inputs of
+        the scenarios differ) and moves the unbounded ``x_H`` into bounded stages; with the
+        multiplier warm start of :data:`WARM_IPOPT_OPTIONS` it takes 39 instead of 8 IPOPT
+        iterations per step (medians over steps 2-100 of Fig. 3's run).
     on_failure : {"hold", "raise"}
         What to do when IPOPT fails (e.g. the hard state bounds cannot be met from the current
         state): ``"hold"`` applies the previous input again (clipped to the bounds) and counts
@@ -108,7 +140,12 @@ class MPCAgent:
     """
 
     def __init__(
-        self, mpc: ScenarioMPC, name: str, u_prev0: Any = (0.0, 0.0), on_failure: str = "hold"
+        self,
+        mpc: ScenarioMPC,
+        name: str,
+        u_prev0: Any = (0.0, 0.0),
+        on_failure: str = "hold",
+        shift: bool = True,
     ) -> None:
         if not isinstance(mpc, ScenarioMPC):
             raise ValueError(f"mpc must be a ScenarioMPC, got {type(mpc).__name__}")
@@ -117,6 +154,7 @@ class MPCAgent:
         self.mpc = mpc
         self.name = name
         self.on_failure = on_failure
+        self.shift = bool(shift)
         self.u_prev0 = as_vector("u_prev0", u_prev0, 2)
         self.reset()
 
@@ -143,7 +181,8 @@ class MPCAgent:
             return self._u_prev.copy()
         self.last = res
         self._u_prev = res.action.copy()
-        self.mpc.shift_warm_start()
+        if self.shift:
+            self.mpc.shift_warm_start()
         return res.action
 
 
@@ -223,9 +262,10 @@ def baseline_mpc(
         move_weight=[0.1, 1e-3],
         integrator=integrator,
         substeps=substeps,
-        ipopt_options=ipopt_options,
+        ipopt_options={**IPOPT_OPTIONS, **dict(ipopt_options or {})},
+        warm_ipopt_options=WARM_IPOPT_OPTIONS,
     )
-    return MPCAgent(mpc, "MPC")
+    return MPCAgent(mpc, "MPC", shift=False)
 
 
 def value_casadi(weights: Mapping[str, np.ndarray], index: int = 0, sym: str = "SX") -> ca.Function:
@@ -308,10 +348,11 @@ def rlmpc(
         soft_penalty=soft_penalty,
         soft_terminal=True,
         integrator="collocation",
-        ipopt_options=ipopt_options,
+        ipopt_options={**IPOPT_OPTIONS, **dict(ipopt_options or {})},
+        warm_ipopt_options=WARM_IPOPT_OPTIONS,
         expand=False,  # keep the networks' derivatives matrix-level
     )
-    return MPCAgent(mpc, "RL+MPC")
+    return MPCAgent(mpc, "RL+MPC", shift=False)
 
 
 @dataclass(frozen=True)

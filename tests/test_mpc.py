@@ -504,3 +504,121 @@ def test_closed_loop_of_lq_mpc_follows_the_lqr_closed_loop():
         x = (A - B @ K) @ x
         np.testing.assert_allclose(run.states[t + 1], x, rtol=1e-6, atol=1e-9)
     assert run.plans.shape == (6, 3, 3) and np.all(run.iterations >= 0)
+
+
+# ------------------------------------------------------------------------------------------------
+# formulation and solver options that change the path to the solution, not the solution
+# ------------------------------------------------------------------------------------------------
+def test_free_terminal_state_equals_bounds_written_as_constraint_rows():
+    # terminal_state_bounds=False bounds x_1..x_{H-1} only; the same problem written with
+    # explicit inequality rows (no variable bounds) must have the same solution
+    kw = dict(dt=0.3, integrator="collocation", degree=2, u_lb=-2.0, u_ub=2.0)
+
+    def cost(x, u, p):
+        return ca.sumsqr(x - ca.DM([1.0, 0.0])) + 0.01 * ca.sumsqr(u)
+
+    def term(x, p):  # pulls x_H above the bound
+        return 10 * (x[0] - 1.0) ** 2
+
+    a = MPC(2, 1, 5, ode, cost, term, x_ub=[0.5, np.inf], terminal_state_bounds=False, **kw)
+
+    def rows(x, u, p, k):
+        return ca.MX(0, 1) if k == 0 else x[0] - 0.5
+
+    b = MPC(2, 1, 5, ode, cost, term, ineq_constraints=rows, **kw)
+    ra, rb = a.policy([0.3, 0.0]), b.policy([0.3, 0.0])
+    np.testing.assert_allclose(ra.u_pred, rb.u_pred, atol=1e-6)
+    np.testing.assert_allclose(ra.x_pred, rb.x_pred, atol=1e-6)
+    assert ra.x_pred[1:-1, 0].max() <= 0.5 + 1e-6
+    assert ra.x_pred[-1, 0] > 0.6  # the last state is free
+
+
+def test_q_problem_is_built_on_first_use_and_agrees_with_the_policy():
+    mpc = MPC(
+        2,
+        1,
+        4,
+        ode,
+        lambda x, u, p: ca.sumsqr(x) + ca.sumsqr(u),
+        dt=0.2,
+        integrator="rk4",
+        u_lb=-1.0,
+        u_ub=1.0,
+        ipopt_options=TIGHT,
+    )
+    assert "policy" in mpc._built and "q" not in mpc._built
+    res = mpc.policy([1.0, 0.5])
+    q = mpc.q_value([1.0, 0.5], res.action)  # Q(s, pi(s)) = V(s)
+    assert "q" in mpc._built
+    assert q.value == pytest.approx(res.value, rel=1e-8)
+
+
+def test_lagrangian_parameter_gradient_equals_casadis_lam_p():
+    rng = np.random.default_rng(3)
+    A, B = random_stabilisable(rng, 3, 1)
+    phi = {"A": A, "B": B, "Q": np.eye(3), "R": np.eye(1), "P": np.eye(3)}
+    mpc = lq_mpc(3, 1, 3, u_lb=-0.2, u_ub=0.2, solver_options={"calc_lam_p": True})
+    s, a = rng.normal(size=3), np.array([0.1])
+    for mode, act in (("policy", None), ("q", a)):
+        _, raw = mpc._solve(mode, s, act, None, mpc.flatten_phi(phi), False)
+        np.testing.assert_allclose(
+            mpc._lam_p(mode, raw), np.asarray(raw["sol"]["lam_p"]).ravel(), atol=1e-9
+        )
+
+
+def test_shift_moves_each_stage_and_its_multipliers_one_stage_ahead():
+    # a discrete-time MPC's rows are the dynamics of stages 0..H-1, nx each, and its variables
+    # (u_k, x_{k+1}) per stage; after the shift stage k holds what stage k + 1 held
+    nx, nu, H = 2, 1, 4
+    mpc = MPC(
+        nx,
+        nu,
+        H,
+        lambda x, u, p: ca.vertcat(x[1], -0.5 * x[0] + u[0]),
+        lambda x, u, p: ca.sumsqr(x) + ca.sumsqr(u),
+        u_lb=-0.3,
+        u_ub=0.3,
+    )
+    mpc.policy([1.0, -1.0])
+    w, lx, lg = (v.copy() for v in mpc._warm["policy"])
+    mpc.shift_warm_start()
+    w2, lx2, lg2 = mpc._warm["policy"]
+    m = nu + nx
+    np.testing.assert_array_equal(w2[: (H - 1) * m], w[m:])
+    np.testing.assert_array_equal(w2[(H - 1) * m :], w[(H - 1) * m :])  # last stage repeated
+    np.testing.assert_array_equal(lx2[: (H - 1) * m], lx[m:])
+    np.testing.assert_array_equal(lg2[: (H - 1) * nx], lg[nx:])
+    np.testing.assert_array_equal(lg2[(H - 1) * nx :], lg[(H - 1) * nx :])
+
+
+def test_warm_ipopt_options_give_the_same_closed_loop_in_fewer_iterations():
+    from lgutils.mpc import closed_loop
+
+    def build(**kw):
+        return MPC(
+            2,
+            1,
+            8,
+            ode,
+            lambda x, u, p: ca.sumsqr(x) + 0.1 * ca.sumsqr(u),
+            dt=0.2,
+            integrator="collocation",
+            degree=2,
+            u_lb=-0.5,
+            u_ub=0.5,
+            x_lb=[-2, -0.5],
+            **kw,
+        )
+
+    def plant(x, u):
+        return build().model_step(x, u)
+
+    cold = closed_loop(build(), plant, [1.0, 0.0], 10)
+    warm_mpc = build(warm_ipopt_options={"warm_start_init_point": "yes", "mu_init": 1e-6})
+    warm = closed_loop(warm_mpc, plant, [1.0, 0.0], 10)
+    assert cold.states[:, 1].min() < -0.5 + 1e-6  # the state bound is active
+    assert warm_mpc._built["policy"]["warm_solver"] is not None
+    np.testing.assert_allclose(warm.actions, cold.actions, atol=1e-6)
+    assert warm.iterations[1:].sum() < cold.iterations[1:].sum()
+    with pytest.raises(ValueError, match="warm_ipopt_options must be a dict"):
+        build(warm_ipopt_options=["mu_init"])
