@@ -24,7 +24,10 @@ def test_monte_carlo_return_agrees_with_the_exact_value() -> None:
     assert m["mdp.stochastic_inside_95"] >= m["mdp.stochastic_cases"] - 1
     # the best gain of the sweep is the Riccati gain (grid spacing 0.005)
     assert m["mdp.argmax_gain_error"] <= 0.005
+    # discounting below 1/a^2 hides the instability of K = 0: finite value below, infinite above
     assert m["mdp.gamma_limit_uncontrolled"] == pytest.approx(1 / 1.2**2)
+    assert m["mdp.uncontrolled_finite_below_limit"] is True
+    assert m["mdp.uncontrolled_finite_above_limit"] is False
 
 
 def test_bellman_operator_contracts_and_value_iteration_converges_at_rate_gamma() -> None:
