@@ -1,4 +1,4 @@
-"""Shared test setup: headless matplotlib, smoke metrics folder, timing tables."""
+"""Shared test setup: headless matplotlib, smoke metrics folder, timing tables, shared fixtures."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import matplotlib
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 # Headless figures in this process only: an MPLBACKEND=Agg in the environment would reach the
@@ -59,3 +60,23 @@ def book_metrics(notebook: str) -> dict:
         return metrics.load(notebook, directory=BOOK_METRICS)
     except metrics.MissingMetricsError:
         pytest.skip(f"no full-fidelity metrics for {notebook}: run `make book` first")
+
+
+@pytest.fixture(scope="module")
+def casadi_mpc():
+    """Case study B's MPC (4 states, 1 input, horizon 5, parameters A and B) built directly
+    from :class:`lgutils.mpc.MPC`, independently of the closed forms it is checked against."""
+    from lgutils import mpc_reinforce as mr
+    from lgutils.mpc import MPC
+
+    env = mr.case_b()
+    Q, R = env.Q, env.R
+    return MPC(
+        4,
+        1,
+        5,
+        dynamics=lambda x, u, p: p["A"] @ x + p["B"] @ u,
+        stage_cost=lambda x, u, p: x.T @ Q @ x + u.T @ R @ u,
+        params={"A": (4, 4), "B": (4, 1)},
+        ipopt_options={"tol": 1e-12},
+    )

@@ -18,22 +18,6 @@ def random_case(seed: int) -> tuple[np.ndarray, ...]:
     return A, B, rng.normal(size=4), rng.normal(size=1)
 
 
-@pytest.fixture(scope="module")
-def casadi_mpc():
-    from lgutils.mpc import MPC
-
-    Q, R = ENV.Q, ENV.R
-    return MPC(
-        4,
-        1,
-        5,
-        dynamics=lambda x, u, p: p["A"] @ x + p["B"] @ u,
-        stage_cost=lambda x, u, p: x.T @ Q @ x + u.T @ R @ u,
-        params={"A": (4, 4), "B": (4, 1)},
-        ipopt_options={"tol": 1e-12},
-    )
-
-
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_q_and_gradient_match_casadi_and_finite_differences(casadi_mpc, seed: int) -> None:
     A, B, s, a = random_case(seed)

@@ -35,23 +35,6 @@ def test_gain_equals_lqr_riccati_recursion() -> None:
     np.testing.assert_allclose(mr.mpc_gain(A[0], B[0], ENV.Q, ENV.R), K[0], rtol=0, atol=0)
 
 
-@pytest.fixture(scope="module")
-def casadi_mpc():
-    # built here from lgutils.mpc.MPC directly (not through mr.case_b_mpc): an independent MPC
-    from lgutils.mpc import MPC
-
-    Q, R = ENV.Q, ENV.R
-    return MPC(
-        4,
-        1,
-        5,
-        dynamics=lambda x, u, p: p["A"] @ x + p["B"] @ u,
-        stage_cost=lambda x, u, p: x.T @ Q @ x + u.T @ R @ u,
-        params={"A": (4, 4), "B": (4, 1)},
-        ipopt_options={"tol": 1e-12},
-    )
-
-
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_three_gradients_of_u0_agree(casadi_mpc, seed: int) -> None:
     """d u_0*/d phi: CasADi's implicit differentiation, the closed form, central differences."""
