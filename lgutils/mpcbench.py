@@ -38,7 +38,9 @@ __all__ = [
     "time_batch",
 ]
 
-#: The warm-start strategies compared: name -> (MPC warm_start flag, extra IPOPT options).
+#: The warm-start strategies compared: name -> (MPC warm_start flag, IPOPT options of the
+#: warm-started solves, ``MPC(warm_ipopt_options=...)``; the first, cold solve keeps IPOPT's
+#: defaults).
 WARM_STARTS: dict[str, tuple[bool, dict[str, Any]]] = {
     "cold": (False, {}),
     "primal warm": (True, {}),
@@ -155,7 +157,7 @@ def mass_chain_mpc(
         x_lb=np.full(nx, -4.0),
         x_ub=np.full(nx, 4.0),
         warm_start=flag,
-        ipopt_options=opts,
+        warm_ipopt_options=opts or None,
         solver_options={"expand": nn is None},
     )
     return mpc, A, B
