@@ -591,7 +591,8 @@ class MPC:
     integrator : {"discrete", "rk4", "collocation"}
         How ``dynamics`` is turned into the prediction model. ``"collocation"`` is orthogonal
         collocation on Radau points of degree ``degree``, one finite element per step (the
-        collocation states become decision variables, as in do-mpc).
+        collocation states become decision variables, as in do-mpc; the last Radau point is
+        the end of the interval, so its state is ``x_{k+1}`` itself, not a copy).
     substeps : int
         RK4 sub-steps per sampling interval.
     degree : int
