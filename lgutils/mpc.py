@@ -87,8 +87,9 @@ __all__ = [
 #: IPOPT return statuses accepted as a converged solve.
 SUCCESS_STATUSES = ("Solve_Succeeded", "Solved_To_Acceptable_Level")
 
-#: IPOPT options for a primal-dual warm start (pass as ``ipopt_options``): start from the stored
-#: primal-dual solution with a small barrier parameter instead of IPOPT's default ``mu_init=0.1``.
+#: IPOPT options for a primal-dual warm start (pass as ``warm_ipopt_options``, so that they apply
+#: to the solves that start from a stored solution): start from the stored primal-dual solution
+#: with a small barrier parameter instead of IPOPT's default ``mu_init=0.1``.
 PRIMAL_DUAL_WARM_START: dict[str, Any] = {
     "warm_start_init_point": "yes",
     "mu_init": 1e-5,
