@@ -839,7 +839,7 @@ class MPC:
             "sens_linsol": "lsqr",
             # the gradient of the Lagrangian with respect to the parameters costs a sweep over
             # the whole NLP after every solve; it is computed only where it is used
-            # (:meth:`_lam_p`, for the sensitivities)
+            # (:meth:`_lagrangian_grad_p`, for the sensitivities)
             "calc_lam_p": False,
         }
         opts.update(dict(solver_options or {}))
@@ -1534,15 +1534,16 @@ class MPC:
                 raise _options_error(exc, self._warm_solver_opts) from exc
         return b["warm_solver"]
 
-    def _lam_p(self, mode: str, raw: dict) -> np.ndarray:
-        """CasADi's ``lam_p`` at a solution: ``-(grad_p f + J_p(g)^T lam_g)``, shape (n_p,)."""
+    def _lagrangian_grad_p(self, mode: str, raw: dict) -> np.ndarray:
+        """``grad_p (f + lam_g^T g)`` at a solution, shape (n_p,): ``dV/dp`` (or ``dQ/dp``) by
+        the envelope theorem, and the negative of CasADi's ``lam_p`` output."""
         b = self._built[mode]
         if b.get("lagp") is None:
             w = ca.MX.sym("w", b["n_w"])
             p = ca.MX.sym("p", b["n_p"])
             lam = ca.MX.sym("lam_g", b["lbg"].size)
             J, G = b["fg"](w, p)
-            fn = ca.Function(f"lam_p_{mode}", [w, p, lam], [-ca.gradient(J + ca.dot(lam, G), p)])
+            fn = ca.Function(f"grad_p_{mode}", [w, p, lam], [ca.gradient(J + ca.dot(lam, G), p)])
             b["lagp"] = fn.expand() if self._solver_opts.get("expand", True) else fn
         sol = raw["sol"]
         out = b["lagp"](sol["x"], raw["p"], sol["lam_g"])
@@ -1604,7 +1605,7 @@ class MPC:
             b["lbw"],
             b["ubw"],
         )
-        lam_p = self._lam_p("policy", raw)
+        grad = self._lagrangian_grad_p("policy", raw)
         seeds = np.zeros((b["n_w"], self.nu))
         seeds[b["idx_u"][0], np.arange(self.nu)] = 1.0
         rev = self._reverse("policy")
@@ -1622,7 +1623,7 @@ class MPC:
             out_g=sol["g"],
             out_lam_x=lam_x,
             out_lam_g=lam_g,
-            out_lam_p=lam_p,
+            out_lam_p=-grad,
             adj_x=seeds,
             adj_f=np.zeros((1, self.nu)),
             adj_g=np.zeros((b["lbg"].size, self.nu)),
@@ -1631,7 +1632,6 @@ class MPC:
             adj_lam_p=np.zeros((b["n_p"], self.nu)),
         )
         jac = np.asarray(out["adj_p"], dtype=float).reshape(b["n_p"], self.nu).T  # (nu, n_p)
-        grad = -lam_p
         if not (np.all(np.isfinite(jac)) and np.all(np.isfinite(grad))):
             raise self._fail(
                 "MPC sensitivity is not finite", "non_finite", s, None, phiv, res.iterations
@@ -1658,7 +1658,7 @@ class MPC:
         """
         s, a, u_prev, phiv = self._check_inputs(s, a, u_prev, phi, "q")
         res, raw = self._solve("q", s, a, u_prev, phiv, warm_start)
-        grad = -self._lam_p("q", raw)
+        grad = self._lagrangian_grad_p("q", raw)
         if not np.all(np.isfinite(grad)):
             raise self._fail(
                 "MPC sensitivity is not finite", "non_finite", s, a, phiv, res.iterations

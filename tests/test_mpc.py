@@ -562,7 +562,7 @@ def test_lagrangian_parameter_gradient_equals_casadis_lam_p():
     for mode, act in (("policy", None), ("q", a)):
         _, raw = mpc._solve(mode, s, act, None, mpc.flatten_phi(phi), False)
         np.testing.assert_allclose(
-            mpc._lam_p(mode, raw), np.asarray(raw["sol"]["lam_p"]).ravel(), atol=1e-9
+            mpc._lagrangian_grad_p(mode, raw), -np.asarray(raw["sol"]["lam_p"]).ravel(), atol=1e-9
         )
 
 
