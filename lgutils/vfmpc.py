@@ -117,8 +117,8 @@ class RLAgent:
 class MPCAgent:
     """A :class:`lgutils.multistage.ScenarioMPC` as a closed-loop controller.
 
-    Keeps the previously applied input (for the move penalty) and shifts the warm start after
-    every step. ``last`` holds the last :class:`lgutils.multistage.ScenarioResult`.
+    Keeps the previously applied input (for the move penalty) and warm-starts each solve from
+    the previous one. ``last`` holds the last :class:`lgutils.multistage.ScenarioResult`.
 
     Parameters
     ----------
@@ -128,8 +128,8 @@ class MPCAgent:
         The "previous input" of the first step (do-mpc's default: 0).
     shift : bool
         Shift the previous solution one stage before it warm-starts the next solve
-        (:meth:`lgutils.multistage.ScenarioMPC.shift_warm_start`). The CSTR agents use False:
-        the unshifted previous solution is feasible except for the new initial state, while
+        (:meth:`lgutils.multistage.ScenarioMPC.shift_warm_start`). Off by default: the
+        unshifted previous solution is feasible except for the new initial state, while
         the shifted one breaks the non-anticipativity of the first input (the second inputs of
         the scenarios differ) and moves the unbounded ``x_H`` into bounded stages; with the
         multiplier warm start of :data:`WARM_IPOPT_OPTIONS` it takes 39 instead of 8 IPOPT
@@ -146,7 +146,7 @@ class MPCAgent:
         name: str,
         u_prev0: Any = (0.0, 0.0),
         on_failure: str = "hold",
-        shift: bool = True,
+        shift: bool = False,
     ) -> None:
         if not isinstance(mpc, ScenarioMPC):
             raise ValueError(f"mpc must be a ScenarioMPC, got {type(mpc).__name__}")
@@ -266,7 +266,7 @@ def baseline_mpc(
         ipopt_options={**IPOPT_OPTIONS, **dict(ipopt_options or {})},
         warm_ipopt_options=WARM_IPOPT_OPTIONS,
     )
-    return MPCAgent(mpc, "MPC", shift=False)
+    return MPCAgent(mpc, "MPC")
 
 
 def value_casadi(weights: Mapping[str, np.ndarray], index: int = 0, sym: str = "SX") -> ca.Function:
@@ -353,7 +353,7 @@ def rlmpc(
         warm_ipopt_options=WARM_IPOPT_OPTIONS,
         expand=False,  # keep the networks' derivatives matrix-level
     )
-    return MPCAgent(mpc, "RL+MPC", shift=False)
+    return MPCAgent(mpc, "RL+MPC")
 
 
 @dataclass(frozen=True)
