@@ -19,10 +19,10 @@ at the collocation points of the first ``H - 1`` intervals, lgutils only at the 
 ``--no-colloc-bounds`` switches do-mpc's off, which makes the two problems identical.
 
 Both tools call IPOPT with MUMPS and IPOPT's default tolerance (``tol = 1e-8``). Where the
-lgutils time goes down (see :mod:`lgutils.vfmpc` and :class:`lgutils.mpc.MPC`): its NLP is
+lgutils time goes down (see :mod:`lgutils.value_function_mpc.agents` and :class:`lgutils.mpc.MPC`): its NLP is
 smaller (state bounds are variable bounds, not constraint rows; Radau's last collocation point
 is the next state rather than a copy of it), and every step after the first starts from the
-previous primal-dual solution at a small barrier parameter (``vfmpc.WARM_IPOPT_OPTIONS``),
+previous primal-dual solution at a small barrier parameter (``agents.WARM_IPOPT_OPTIONS``),
 where do-mpc restarts IPOPT's interior point from ``mu = 0.1``. The script prints both tools'
 IPOPT iteration counts next to their times.
 
@@ -43,14 +43,14 @@ import warnings
 
 import numpy as np
 
-from lgutils import cstr, vfmpc
+from lgutils.value_function_mpc import agents, cstr
 
 #: Largest relative state gap at which the two closed loops count as the same run.
 GAP_TOLERANCE = 1e-3
 
 
 def dompc_controller(goal: float, horizon: int = 20, colloc_bounds: bool = True):
-    """do-mpc's robust CSTR MPC, configured as in its example (same model via lgutils.cstr.rhs).
+    """do-mpc's robust CSTR MPC, configured as in its example (same model via lgutils.value_function_mpc.cstr.rhs).
 
     ``colloc_bounds=False`` bounds the states only at the ends of the finite elements, as
     lgutils does (do-mpc's ``cons_check_colloc_points``; default True in do-mpc).
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         dm.set_initial_guess()
         t_build_dm = time.perf_counter() - t0
     t0 = time.perf_counter()
-    agent = vfmpc.baseline_mpc()
+    agent = agents.baseline_mpc()
     t_build_lg = time.perf_counter() - t0
     print(f"build: do-mpc {t_build_dm:.2f} s, lgutils {t_build_lg:.2f} s")
 

@@ -1,6 +1,6 @@
 """Throughput of the differentiable MPC layer: batched calls against one state per call, side by side.
 
-:func:`lgutils.torch_mpc.mpc_layer` solves the MPC for a whole batch of states in one call. This
+:func:`lgutils.mpc_in_rl_library.torch_mpc.mpc_layer` solves the MPC for a whole batch of states in one call. This
 script measures, in one run, the states per second of
 
 - a *batched* call (all N states in one call of the layer), and
@@ -37,9 +37,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from lgutils import mpc_reinforce as mr  # noqa: E402
-from lgutils import torch_mpc as tm  # noqa: E402
 from lgutils.mpc import linear_quadratic_mpc  # noqa: E402
+from lgutils.mpc_in_rl_library import torch_mpc  # noqa: E402
+from lgutils.mpc_reinforce import reinforce  # noqa: E402
 
 
 def main() -> None:
@@ -53,11 +53,11 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     phi = rng.uniform(-1.0, 1.0, 20)  # a random model, as Fig. 4's initial models
     S = rng.normal(size=(args.states, 4)) * 2.0
-    mpc = mr.case_b_mpc(horizon=5)
+    mpc = reinforce.case_b_mpc(horizon=5)
     solvers = {
-        "IPOPT, loop": tm.MPCSolver(mpc, method="loop"),
-        "IPOPT, map": tm.MPCSolver(mpc, method="map"),
-        "closed form (Riccati)": tm.RiccatiSolver.case_b(),
+        "IPOPT, loop": torch_mpc.MPCSolver(mpc, method="loop"),
+        "IPOPT, map": torch_mpc.MPCSolver(mpc, method="map"),
+        "closed form (Riccati)": torch_mpc.RiccatiSolver.case_b(),
     }
     ref = solvers["closed form (Riccati)"].solve(S, phi).actions
     for name, solver in solvers.items():
@@ -65,19 +65,21 @@ def main() -> None:
         assert gap < 1e-6 * max(1.0, np.abs(ref).max()), (name, gap)
 
     # an input-constrained MPC: the same system with |u| <= 1 (LQ weights learnable too)
-    env = mr.case_b()
+    env = reinforce.case_b()
     bounded = linear_quadratic_mpc(4, 1, 5, terminal_cost=False, u_lb=-1.0, u_ub=1.0)
-    A, B = mr.split_phi(phi, 4, 1)
+    A, B = reinforce.split_phi(phi, 4, 1)
     phi_b = bounded.flatten_phi({"A": A, "B": B, "Q": env.Q, "R": env.R})
     cases = [(f"case B, {k}", s, phi) for k, s in solvers.items()]
-    cases.append(("|u| <= 1, IPOPT, loop", tm.MPCSolver(bounded), phi_b))
+    cases.append(("|u| <= 1, IPOPT, loop", torch_mpc.MPCSolver(bounded), phi_b))
 
     print(f"N = {args.states} states per batch; states per second (best of {args.repeats})")
     print(f"{'MPC, solver':<34} {'mode':<8} {'batched':>10} {'one/call':>10} {'ratio':>7}")
     ratio_map_rollout = None
     for name, solver, p in cases:
         for mode in ("rollout", "train"):
-            r = tm.layer_throughput(solver, S, p, backward=mode == "train", repeats=args.repeats)
+            r = torch_mpc.layer_throughput(
+                solver, S, p, backward=mode == "train", repeats=args.repeats
+            )
             print(
                 f"{name:<34} {mode:<8} {r['batched']:>10.0f} {r['single']:>10.0f} {r['ratio']:>7.2f}"
             )

@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from lgutils.mpcbench import WARM_STARTS, mass_chain_mpc, time_batch, time_closed_loop
+from lgutils.practical_optimisation import WARM_STARTS, mass_chain_mpc, time_batch, time_closed_loop
 
 
 def initial_state(n_masses: int) -> np.ndarray:

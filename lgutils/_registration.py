@@ -6,8 +6,8 @@ from gymnasium.envs.registration import register, registry
 
 #: environment id -> entry point; each module adds its line when it lands.
 ENVIRONMENTS: dict[str, str] = {
-    "lgutils/LinearQuadratic-v0": "lgutils.envs:LinearQuadraticEnv",
-    "lgutils/CSTR-v0": "lgutils.cstr:CSTREnv",
+    "lgutils/LinearQuadratic-v0": "lgutils.core.envs:LinearQuadraticEnv",
+    "lgutils/CSTR-v0": "lgutils.value_function_mpc.cstr:CSTREnv",
 }
 
 for _env_id, _entry_point in ENVIRONMENTS.items():

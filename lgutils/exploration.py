@@ -21,7 +21,7 @@ The problem (:func:`speed_limit_problem`) is a cart on a rail, a double integrat
 position ``p`` (m), velocity ``v`` (m/s), acceleration input ``u`` (m/s^2) and a bounded
 velocity disturbance, that must reach the origin without exceeding a speed limit
 ``v <= v_max``. Its rewards are quadratic, ``r = -(x^T Q x + u^T R u)``, and its optimal
-unconstrained Q-function ``Q*`` is known in closed form (:func:`lgutils.lqr.q_matrix`), so the
+unconstrained Q-function ``Q*`` is known in closed form (:func:`lgutils.core.lqr.q_matrix`), so the
 fitted ``Q_phi`` can be compared with it.
 
 The dual-control example (:func:`dual_control`, refs. [32]-[34]) is a scalar integrator
@@ -31,7 +31,7 @@ the expected cost under the current uncertainty, and a dual agent adds a bonus f
 information an action will bring.
 
 Conventions: rewards are maximised, costs minimised (``Q_phi = -Q^MPC``, paper footnote 1);
-``Q_phi(x, u) = -([x; u]^T H [x; u] + c)`` as in :mod:`lgutils.rl`. Shapes: ``N`` samples,
+``Q_phi(x, u) = -([x; u]^T H [x; u] + c)`` as in :mod:`lgutils.core.rl`. Shapes: ``N`` samples,
 ``E`` episodes of ``T`` steps, ``K`` ensemble members.
 """
 
@@ -44,9 +44,8 @@ import casadi as ca
 import numpy as np
 from tqdm.auto import tqdm
 
-from lgutils import lqr
-from lgutils.mpc import MPC, PRIMAL_DUAL_WARM_START, closed_loop
-from lgutils.rl import (
+from lgutils.core import lqr
+from lgutils.core.rl import (
     Transitions,
     _floored_schur,
     max_q,
@@ -54,8 +53,8 @@ from lgutils.rl import (
     quadratic_to_theta,
     theta_to_quadratic,
 )
-from lgutils.seeding import spawn_seeds
-from lgutils.validate import (
+from lgutils.core.seeding import spawn_seeds
+from lgutils.core.validate import (
     as_array,
     as_matrix,
     as_vector,
@@ -64,6 +63,7 @@ from lgutils.validate import (
     check_probability,
     check_psd,
 )
+from lgutils.mpc import MPC, PRIMAL_DUAL_WARM_START, closed_loop
 
 __all__ = [
     "STRATEGIES",
@@ -269,7 +269,7 @@ def optimal_q(problem: SpeedLimitProblem) -> tuple[np.ndarray, float]:
     """The optimal Q-function of the problem without input bounds and speed limit.
 
     Returns ``(H*, c*)`` with ``Q*(x, u) = -([x; u]^T H* [x; u] + c*)`` (eqs. 4-6 in closed form,
-    :func:`lgutils.lqr.q_matrix`, with the disturbance covariance). It is the fixed point that
+    :func:`lgutils.core.lqr.q_matrix`, with the disturbance covariance). It is the fixed point that
     fitted Q-iteration with an unconstrained ``max`` (eq. 9) targets, whatever the data.
     """
     problem = _check_problem(problem)
@@ -377,7 +377,7 @@ def exploration_mpc(
 # ------------------------------------------------------------------------------ learning
 def _check_transitions(data: Any) -> Transitions:
     if not isinstance(data, Transitions):
-        raise ValueError(f"data must be an lgutils.rl.Transitions, got {type(data).__name__}")
+        raise ValueError(f"data must be an lgutils.core.rl.Transitions, got {type(data).__name__}")
     return data
 
 
@@ -401,14 +401,14 @@ def fitted_q(
         min_theta  sum_n w_n (phi_n theta + y_n)^2 + lambda ||S (theta - theta_0)||^2
                    + ridge N ||S theta||^2,
 
-    where ``phi_n theta = -Q(x_n, u_n)`` (:func:`lgutils.rl.quadratic_features`), ``S`` scales
+    where ``phi_n theta = -Q(x_n, u_n)`` (:func:`lgutils.core.rl.quadratic_features`), ``S`` scales
     each feature to unit root-mean-square, ``theta_0`` is the prior and ``lambda`` its weight
     (a fixed number of pseudo-samples: the data outweigh it as they accumulate). The iteration
     starts from the prior (or from ``Q = 0``).
 
     Parameters
     ----------
-    data : lgutils.rl.Transitions
+    data : lgutils.core.rl.Transitions
         ``N`` samples.
     gamma : float
         Discount factor in (0, 1).
@@ -467,7 +467,7 @@ def value_weight(H: Any, n: int) -> np.ndarray:
     """``P`` of ``max_u Q_phi(x, u) = -(x^T P x + c)``, projected onto the PSD cone.
 
     ``P = H_xx - H_xu H_uu^{-1} H_ux`` (the input block's eigenvalues floored as in
-    :func:`lgutils.rl.max_q`), symmetrised, with negative eigenvalues set to zero so that it
+    :func:`lgutils.core.rl.max_q`), symmetrised, with negative eigenvalues set to zero so that it
     can serve as an MPC terminal weight.
 
     Parameters
@@ -489,7 +489,7 @@ def value_weight(H: Any, n: int) -> np.ndarray:
 
 
 def _schur(H: np.ndarray, n: int) -> np.ndarray:
-    """``H_xx - H_xu H_uu^{-1} H_ux`` with H_uu's eigenvalues floored as in lgutils.rl.max_q."""
+    """``H_xx - H_xu H_uu^{-1} H_ux`` with H_uu's eigenvalues floored as in lgutils.core.rl.max_q."""
     S = _floored_schur(H, n)
     return 0.5 * (S + S.T)
 
@@ -559,7 +559,7 @@ class ExplorationRun(NamedTuple):
     ----------
     strategy : str
     scale : float
-    data : lgutils.rl.Transitions
+    data : lgutils.core.rl.Transitions
         All ``E T`` transitions (the applied, possibly random, actions).
     states : numpy.ndarray, shape (E, T + 1, 2)
     actions : numpy.ndarray, shape (E, T, 1)
@@ -822,7 +822,7 @@ def bellman_residuals(problem: SpeedLimitProblem, H: Any, c: float, x: Any, u: A
     ``delta = Q_phi(x, u) - (r(x, u) + gamma E_w[max_u' Q_phi(x', u')])`` with
     ``x' = A x + B u + (0, w)``; for a quadratic ``Q_phi`` the expectation is exact:
     ``E_w[max_u' Q_phi(x', u')] = -(m^T S m + tr(S W) + c)``, ``m = A x + B u``, ``S`` the Schur
-    complement of :func:`lgutils.rl.max_q`. ``Q*`` (:func:`optimal_q`) has ``delta = 0`` at every
+    complement of :func:`lgutils.core.rl.max_q`. ``Q*`` (:func:`optimal_q`) has ``delta = 0`` at every
     pair. (A sampled next state would add the disturbance's variance to the squared residual,
     and that variance is smaller for flatter ``Q_phi`` than for ``Q*``: the "double sampling"
     bias. The chapter knows the disturbance's distribution; the agent does not.)
@@ -887,7 +887,7 @@ def evaluate_weight(
     """Closed-loop return of the greedy MPC agent whose terminal weight is ``P``.
 
     Runs :func:`lgutils.mpc.closed_loop` (no exploration) from each initial state with the
-    disturbances of ``seed`` (run ``i`` uses the ``i``-th of :func:`lgutils.seeding.spawn_seeds`,
+    disturbances of ``seed`` (run ``i`` uses the ``i``-th of :func:`lgutils.core.seeding.spawn_seeds`,
     so two weights are compared on the same disturbances).
 
     Parameters

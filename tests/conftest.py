@@ -54,7 +54,7 @@ def book_metrics(notebook: str) -> dict:
     """
     import pytest
 
-    from lgutils import metrics
+    from lgutils.core import metrics
 
     try:
         return metrics.load(notebook, directory=BOOK_METRICS)
@@ -66,10 +66,10 @@ def book_metrics(notebook: str) -> dict:
 def casadi_mpc():
     """Case study B's MPC (4 states, 1 input, horizon 5, parameters A and B) built directly
     from :class:`lgutils.mpc.MPC`, independently of the closed forms it is checked against."""
-    from lgutils import mpc_reinforce as mr
     from lgutils.mpc import MPC
+    from lgutils.mpc_reinforce import reinforce
 
-    env = mr.case_b()
+    env = reinforce.case_b()
     Q, R = env.Q, env.R
     return MPC(
         4,

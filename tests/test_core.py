@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from lgutils import metrics, paths, plotting, seeding, setup_check, validate
+from lgutils import getting_started
+from lgutils.core import metrics, paths, plotting, seeding, validate
 
 # --- validate ---------------------------------------------------------------------------------
 
@@ -182,11 +183,11 @@ def test_band_mean_and_std() -> None:
 
 
 def test_setup_check_reports_missing_package(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(setup_check.REQUIRED, "surely-not-installed-pkg", "1.0")
-    bad = [r for r in setup_check.stack_versions() if not r.ok]
+    monkeypatch.setitem(getting_started.REQUIRED, "surely-not-installed-pkg", "1.0")
+    bad = [r for r in getting_started.stack_versions() if not r.ok]
     assert [r.name for r in bad] == ["surely-not-installed-pkg"] and "make test" in bad[0].fix
 
 
 def test_casadi_check_finds_known_optimum() -> None:
-    result = setup_check.check_casadi()
+    result = getting_started.check_casadi()
     assert result.ok, result.detail

@@ -13,7 +13,7 @@ from scipy.integrate import solve_ivp
 from scipy.optimize import root
 
 import lgutils  # noqa: F401  (registers the environments)
-from lgutils import cstr
+from lgutils.value_function_mpc import cstr
 
 P = cstr.PARAMS
 

@@ -1,13 +1,13 @@
-"""lgutils.dp: quadrature and interpolation exactness, the contraction, and value iteration vs LQR."""
+"""lgutils.core.dp: quadrature and interpolation exactness, the contraction, and value iteration vs LQR."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from lgutils import dp, lqr
+from lgutils.core import dp, lqr
 
-# a 1-D linear-quadratic problem with a known Q* (lgutils.lqr)
+# a 1-D linear-quadratic problem with a known Q* (lgutils.core.lqr)
 a, b, q, r, gamma, sigma = 1.2, 1.0, 1.0, 1.0, 0.9, 0.2
 A, B, Q, R, W = [[a]], [[b]], [[q]], [[r]], [[sigma**2]]
 X_MAX = U_MAX = 4.0

@@ -1,4 +1,4 @@
-"""lgutils.envs.LinearQuadraticEnv: the gymnasium and SB3 checkers, seeding, dynamics, errors."""
+"""lgutils.core.envs.LinearQuadraticEnv: the gymnasium and SB3 checkers, seeding, dynamics, errors."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import lgutils  # noqa: F401  (registers the environments)
-from lgutils import lqr
-from lgutils.envs import CASE_STUDY_B, LinearQuadraticEnv
+from lgutils.core import lqr
+from lgutils.core.envs import CASE_STUDY_B, LinearQuadraticEnv
 
 A = np.array([[1.0, 0.1], [0.0, 1.0]])
 B = np.array([[0.0], [0.1]])

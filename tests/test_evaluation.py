@@ -1,6 +1,6 @@
 """The evaluation chapter fails, rather than showing stale numbers, when a metrics file is missing.
 
-chapters/11_evaluation.ipynb reads every number it shows with `lgutils.metrics.load` from the
+chapters/11_evaluation.ipynb reads every number it shows with `lgutils.core.metrics.load` from the
 folder that `LGUTILS_METRICS_DIR` names; here that folder is empty, or holds a metrics file
 without the keys the chapter needs, and the execution must stop with MissingMetricsError.
 (Its successful run is tests/test_notebooks.py's, on the smoke metrics of the same session.)

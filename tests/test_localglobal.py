@@ -1,4 +1,4 @@
-"""Tests of lgutils.localglobal against closed forms (scipy's Riccati and Lyapunov solvers)."""
+"""Tests of lgutils.local_global against closed forms (scipy's Riccati and Lyapunov solvers)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import scipy.linalg as sla
 
-from lgutils.localglobal import (
+from lgutils.local_global import (
     bellman_residuals,
     discounted_returns,
     ellipse_margin,

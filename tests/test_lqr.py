@@ -1,4 +1,4 @@
-"""lgutils.lqr against scipy, brute-force optimisation and Monte-Carlo rollouts of the environment."""
+"""lgutils.core.lqr against scipy, brute-force optimisation and Monte-Carlo rollouts of the environment."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 import scipy.linalg
 import scipy.optimize
 
-from lgutils import lqr
-from lgutils.envs import LinearQuadraticEnv
+from lgutils.core import lqr
+from lgutils.core.envs import LinearQuadraticEnv
 
 A2 = np.array([[1.0, 0.1], [0.0, 1.05]])
 B2 = np.array([[0.0], [0.1]])

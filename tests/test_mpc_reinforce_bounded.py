@@ -1,4 +1,4 @@
-"""lgutils.mpc_reinforce_bounded against the CasADi MPC with input bounds, scipy's bounded least
+"""lgutils.mpc_reinforce.bounded against the CasADi MPC with input bounds, scipy's bounded least
 squares, finite differences, direct simulation and the environment with action bounds."""
 
 from __future__ import annotations
@@ -10,12 +10,11 @@ import pytest
 import scipy.linalg
 import scipy.optimize
 
-from lgutils import mpc_reinforce as mr
-from lgutils import mpc_reinforce_bounded as bd
-from lgutils.envs import LinearQuadraticEnv
-from lgutils.seeding import spawn_seeds
+from lgutils.core.envs import LinearQuadraticEnv
+from lgutils.core.seeding import spawn_seeds
+from lgutils.mpc_reinforce import bounded, reinforce
 
-ENV = mr.case_b()
+ENV = reinforce.case_b()
 U_MAX = 0.5
 
 
@@ -26,7 +25,7 @@ def random_models(seed: int, r: int) -> tuple[np.ndarray, np.ndarray]:
 
 def test_condensed_cost_equals_simulated_cost() -> None:
     A, B = random_models(0, 1)
-    Hq, Gq = bd.condense(A[0], B[0], ENV.Q, ENV.R, horizon=5)
+    Hq, Gq = bounded.condense(A[0], B[0], ENV.Q, ENV.R, horizon=5)
     rng = np.random.default_rng(1)
     s = rng.normal(size=4)
     const = 0.0
@@ -46,14 +45,14 @@ def test_condensed_cost_equals_simulated_cost() -> None:
 
 def test_condense_jacobian_matches_finite_differences() -> None:
     A, B = random_models(2, 2)
-    _, _, dH, dG = bd.condense_jacobian(A, B, ENV.Q, ENV.R)
-    phi = mr.join_phi(A, B)
+    _, _, dH, dG = bounded.condense_jacobian(A, B, ENV.Q, ENV.R)
+    phi = reinforce.join_phi(A, B)
     h = 1e-6
     for p in (0, 7, 15, 16, 19):
         e = np.zeros(20)
         e[p] = h
-        Hp, Gp = bd.condense(*mr.split_phi(phi + e, 4, 1), ENV.Q, ENV.R)
-        Hm, Gm = bd.condense(*mr.split_phi(phi - e, 4, 1), ENV.Q, ENV.R)
+        Hp, Gp = bounded.condense(*reinforce.split_phi(phi + e, 4, 1), ENV.Q, ENV.R)
+        Hm, Gm = bounded.condense(*reinforce.split_phi(phi - e, 4, 1), ENV.Q, ENV.R)
         np.testing.assert_allclose(dH[:, p], (Hp - Hm) / (2 * h), rtol=1e-6, atol=1e-8)
         np.testing.assert_allclose(dG[:, p], (Gp - Gm) / (2 * h), rtol=1e-6, atol=1e-8)
 
@@ -62,8 +61,8 @@ def test_condense_jacobian_matches_finite_differences() -> None:
 def test_box_qp_matches_scipy_bounded_least_squares(u_max: float) -> None:
     A, B = random_models(3, 3)
     X = np.random.default_rng(4).normal(size=(3, 20, 4)) * 2
-    sol = bd.solve_box_qp(A, B, ENV.Q, ENV.R, X, u_max)
-    Hq, Gq = bd.condense(A, B, ENV.Q, ENV.R)
+    sol = bounded.solve_box_qp(A, B, ENV.Q, ENV.R, X, u_max)
+    Hq, Gq = bounded.condense(A, B, ENV.Q, ENV.R)
     n_active = 0
     for i in range(3):
         L = scipy.linalg.cholesky(Hq[i], lower=True)  # Hq = L L^T
@@ -109,8 +108,8 @@ def test_active_set_sensitivity_agrees_with_casadi_and_finite_differences(casadi
     for _ in range(40):
         A, B = rng.uniform(-1, 1, (4, 4)), rng.uniform(-1, 1, (4, 1))
         s = rng.normal(size=4) * 2
-        u, du, active = bd.bounded_action_jacobian(s, A, B, ENV.Q, ENV.R, U_MAX)
-        sol = bd.solve_box_qp(A, B, ENV.Q, ENV.R, s[None], U_MAX)
+        u, du, active = bounded.bounded_action_jacobian(s, A, B, ENV.Q, ENV.R, U_MAX)
+        sol = bounded.solve_box_qp(A, B, ENV.Q, ENV.R, s[None], U_MAX)
         U = sol.U[0, 0]
         free = active == 0
         # skip weakly active points (a free entry at the bound): no derivative there
@@ -120,16 +119,20 @@ def test_active_set_sensitivity_agrees_with_casadi_and_finite_differences(casadi
             continue
         sens = casadi_bounded.policy_sensitivity(s, phi={"A": A, "B": B})
         np.testing.assert_allclose(sens.result.action, u, atol=1e-7)
-        phi = mr.join_phi(A, B)
+        phi = reinforce.join_phi(A, B)
         h = 1e-6
         fd = np.empty(20)
         for p in range(20):
             e = np.zeros(20)
             e[p] = h
-            up = bd.solve_box_qp(*mr.split_phi(phi + e, 4, 1), ENV.Q, ENV.R, s[None], U_MAX)
-            um = bd.solve_box_qp(*mr.split_phi(phi - e, 4, 1), ENV.Q, ENV.R, s[None], U_MAX)
+            up = bounded.solve_box_qp(
+                *reinforce.split_phi(phi + e, 4, 1), ENV.Q, ENV.R, s[None], U_MAX
+            )
+            um = bounded.solve_box_qp(
+                *reinforce.split_phi(phi - e, 4, 1), ENV.Q, ENV.R, s[None], U_MAX
+            )
             fd[p] = (up.U[0, 0, 0] - um.U[0, 0, 0]) / (2 * h)
-        helper = bd.finite_difference_bounded_action_jacobian(s, A, B, ENV.Q, ENV.R, U_MAX)
+        helper = bounded.finite_difference_bounded_action_jacobian(s, A, B, ENV.Q, ENV.R, U_MAX)
         np.testing.assert_allclose(helper[0], fd, rtol=1e-6, atol=1e-8)
         if active[0] == 0:
             scale = np.abs(du).max()
@@ -147,8 +150,8 @@ def test_active_set_sensitivity_agrees_with_casadi_and_finite_differences(casadi
 def test_wide_bound_recovers_the_linear_mpc() -> None:
     A, B = random_models(6, 1)
     s = np.array([0.3, -0.2, 0.1, 0.4])
-    u, du, active = bd.bounded_action_jacobian(s, A[0], B[0], ENV.Q, ENV.R, 1e6)
-    u_lin, du_lin = mr.mpc_action_jacobian(s, A[0], B[0], ENV.Q, ENV.R)
+    u, du, active = bounded.bounded_action_jacobian(s, A[0], B[0], ENV.Q, ENV.R, 1e6)
+    u_lin, du_lin = reinforce.mpc_action_jacobian(s, A[0], B[0], ENV.Q, ENV.R)
     assert np.all(active == 0)
     np.testing.assert_allclose(u, u_lin, rtol=1e-9)
     np.testing.assert_allclose(du, du_lin, rtol=1e-7, atol=1e-9)
@@ -163,11 +166,11 @@ def test_bounded_rollout_equals_environment_with_action_bounds() -> None:
     states, rewards, w = [info0["state"]], [], []
     for t in range(ENV.horizon):
         w.append(gen.standard_normal(4))
-        sol = bd.solve_box_qp(A, B, ENV.Q, ENV.R, states[-1][None, None], U_MAX)
+        sol = bounded.solve_box_qp(A, B, ENV.Q, ENV.R, states[-1][None, None], U_MAX)
         _, rew, _, _, info = env.step(sol.U[0, 0, :1] + 0.01 * eps[t])
         states.append(info["state"])
         rewards.append(rew)
-    batch = bd.bounded_rollout(A, B, U_MAX, eps[None, None], np.asarray(w)[None, None])
+    batch = bounded.bounded_rollout(A, B, U_MAX, eps[None, None], np.asarray(w)[None, None])
     np.testing.assert_allclose(batch.states[0, 0], states, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(batch.rewards[0, 0], rewards, rtol=1e-12)
     assert np.any(np.abs(batch.actions) > U_MAX)  # some actions were clipped
@@ -179,43 +182,43 @@ def test_bounded_surrogate_gradient_matches_finite_differences() -> None:
     rng = np.random.default_rng(10)
     N, T = 6, ENV.horizon
     eps, w = rng.standard_normal((1, N, T, 1)), rng.standard_normal((1, N, T, 4))
-    batch, tape = bd._bounded_rollout(A, B, ENV, U_MAX, 5, 0.01, eps, w, True)
-    Gn = mr.normalise_returns(batch.rewards.sum(-1))
-    grad = bd._bounded_gradient(batch, Gn, tape, 0.01)[0]
+    batch, tape = bounded._bounded_rollout(A, B, ENV, U_MAX, 5, 0.01, eps, w, True)
+    Gn = reinforce.normalise_returns(batch.rewards.sum(-1))
+    grad = bounded._bounded_gradient(batch, Gn, tape, 0.01)[0]
     S = batch.states[0, :, :T].reshape(-1, 4)
     a = batch.actions[0].reshape(-1)
     weight = np.repeat(Gn[0], T)
 
     def loss(phi: np.ndarray) -> float:
-        sol = bd.solve_box_qp(*mr.split_phi(phi, 4, 1), ENV.Q, ENV.R, S, U_MAX)
+        sol = bounded.solve_box_qp(*reinforce.split_phi(phi, 4, 1), ENV.Q, ENV.R, S, U_MAX)
         mean = sol.U[0, :, 0]
         return float(np.sum(weight * 0.5 * ((a - mean) / 0.01) ** 2) / N)
 
-    phi = mr.join_phi(A[0], B[0])
+    phi = reinforce.join_phi(A[0], B[0])
     h = 1e-7
     fd = np.array([(loss(phi + h * e) - loss(phi - h * e)) / (2 * h) for e in np.eye(20)])
     np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-6 * np.abs(fd).max())
 
 
 def test_reference_returns_and_bounded_runs() -> None:
-    wide = bd.bounded_reference_returns(1e6, n_episodes=2000, seed=0)
-    ref = mr.reference_returns()
-    # without an active bound both references are the linear policies of lgutils.mpc_reinforce
+    wide = bounded.bounded_reference_returns(1e6, n_episodes=2000, seed=0)
+    ref = reinforce.reference_returns()
+    # without an active bound both references are the linear policies of lgutils.mpc_reinforce.reinforce
     assert abs(wide["J_clipped_lqr"] - ref["J_star"]) < 5 * wide["stderr"] + 1e-12
     assert abs(wide["J_true_model_mpc"] - ref["J_true_model_mpc"]) < 5 * wide["stderr"] + 1e-12
-    tight = bd.bounded_reference_returns(U_MAX, n_episodes=500, seed=0)
+    tight = bounded.bounded_reference_returns(U_MAX, n_episodes=500, seed=0)
     assert tight["J_clipped_lqr"] < ref["J_star"]
-    runs = mr.run_reinforce(spawn_seeds(2, 3), n_updates=2, batch_size=8, u_max=U_MAX)
+    runs = reinforce.run_reinforce(spawn_seeds(2, 3), n_updates=2, batch_size=8, u_max=U_MAX)
     assert np.all(np.isnan(runs.expected_returns)) and np.all(np.isfinite(runs.returns))
     assert not runs.diverged.any()
 
 
 def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match="u_max"):
-        bd.solve_box_qp(ENV.A, ENV.B, ENV.Q, ENV.R, np.zeros((2, 4)), 0.0)
+        bounded.solve_box_qp(ENV.A, ENV.B, ENV.Q, ENV.R, np.zeros((2, 4)), 0.0)
     with pytest.raises(ValueError, match="horizon"):
-        bd.condense(ENV.A, ENV.B, ENV.Q, ENV.R, horizon=1)
+        bounded.condense(ENV.A, ENV.B, ENV.Q, ENV.R, horizon=1)
     with pytest.raises(ValueError, match="X"):
-        bd.solve_box_qp(ENV.A, ENV.B, ENV.Q, ENV.R, np.zeros((2, 3)), 1.0)
+        bounded.solve_box_qp(ENV.A, ENV.B, ENV.Q, ENV.R, np.zeros((2, 3)), 1.0)
     with pytest.raises(ValueError, match="u_max"):
-        mr.run_reinforce([1], 1, u_max=-1.0)
+        reinforce.run_reinforce([1], 1, u_max=-1.0)

@@ -1,11 +1,11 @@
-"""Tests of lgutils.mpcbench: the test problems against scipy's ODE solver and numpy."""
+"""Tests of lgutils.practical_optimisation: the test problems against scipy's ODE solver and numpy."""
 
 from __future__ import annotations
 
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from lgutils.mpcbench import (
+from lgutils.practical_optimisation import (
     WARM_STARTS,
     mass_chain,
     mass_chain_mpc,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lgutils.multistage import ScenarioMPC, scenario_grid
+from lgutils.mpc.scenario import ScenarioMPC, scenario_grid
 
 DT = 0.1
 

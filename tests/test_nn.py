@@ -11,7 +11,8 @@ import pytest
 import torch
 from stable_baselines3 import SAC
 
-from lgutils import cstr, nn
+from lgutils.core import nn
+from lgutils.value_function_mpc import cstr
 
 torch.set_num_threads(1)
 

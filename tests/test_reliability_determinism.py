@@ -18,10 +18,10 @@ import pytest
 import torch
 
 import lgutils  # noqa: F401  (registers lgutils/LinearQuadratic-v0)
-from lgutils import mpc_reinforce as mr
-from lgutils import rl, seeding
-from lgutils.envs import LinearQuadraticEnv
+from lgutils.core import rl, seeding
+from lgutils.core.envs import LinearQuadraticEnv
 from lgutils.mpc import closed_loop, linear_quadratic_mpc
+from lgutils.mpc_reinforce import reinforce
 
 #: a double integrator, sampled at 0.1 s, with process noise and a random initial state
 A2 = np.array([[1.0, 0.1], [0.0, 1.0]])
@@ -183,12 +183,12 @@ def test_sb3_sac_training_with_the_same_seed_gives_the_same_network(one_thread):
 
 def test_reinforce_on_the_mpc_model_is_seeded_and_independent_of_batching():
     kwargs = {"n_updates": 3, "batch_size": 8}
-    two = mr.run_reinforce([21, 22], **kwargs)
-    assert_same(tuple(two), tuple(mr.run_reinforce([21, 22], **kwargs)))
+    two = reinforce.run_reinforce([21, 22], **kwargs)
+    assert_same(tuple(two), tuple(reinforce.run_reinforce([21, 22], **kwargs)))
     # each run's numbers come from its own seed only: alone or in company, the same
-    alone = mr.run_reinforce([22], **kwargs)
+    alone = reinforce.run_reinforce([22], **kwargs)
     assert_same(tuple(f[1:] for f in two), tuple(alone))
-    other = mr.run_reinforce([23], **kwargs)
+    other = reinforce.run_reinforce([23], **kwargs)
     assert differs(alone.phi, other.phi) and differs(alone.returns, other.returns)
     assert np.all(np.isfinite(two.returns)) and differs(two.phi[:, 0], two.phi[:, -1])
 
@@ -205,12 +205,12 @@ def test_joblib_runs_over_seeds_equal_the_serial_loop():
     from joblib import parallel_config
 
     kwargs = {"n_updates": 2, "batch_size": 4}
-    serial, _ = mr.run_experiment(5, 4, n_jobs=1, runs_per_job=4, **kwargs)
+    serial, _ = reinforce.run_experiment(5, 4, n_jobs=1, runs_per_job=4, **kwargs)
     with parallel_config(backend="loky"):
-        parallel, _ = mr.run_experiment(5, 4, n_jobs=2, runs_per_job=1, **kwargs)
+        parallel, _ = reinforce.run_experiment(5, 4, n_jobs=2, runs_per_job=1, **kwargs)
     assert_same(tuple(serial), tuple(parallel))
     assert list(serial.seeds) == seeding.spawn_seeds(5, 4)
-    other, _ = mr.run_experiment(6, 4, n_jobs=1, runs_per_job=4, **kwargs)
+    other, _ = reinforce.run_experiment(6, 4, n_jobs=1, runs_per_job=4, **kwargs)
     assert differs(serial.returns, other.returns)
 
 

@@ -41,10 +41,10 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import lgutils
-from lgutils import dp, lqr, metrics, paths, seeding, validate
-from lgutils import mpc_reinforce as mr
-from lgutils.envs import LinearQuadraticEnv
+from lgutils.core import dp, lqr, metrics, paths, seeding, validate
+from lgutils.core.envs import LinearQuadraticEnv
 from lgutils.mpc import MPC, MPCSolveError, closed_loop, linear_quadratic_mpc
+from lgutils.mpc_reinforce import reinforce
 
 LGUTILS = Path(lgutils.__file__).resolve().parent
 
@@ -621,12 +621,12 @@ def _model_kwargs(data):
 
 @spec("mpc_reinforce.mpc_gain", *MODEL, Arg("horizon", "int"))
 def _(data):
-    return mr.mpc_gain, _model_kwargs(data)
+    return reinforce.mpc_gain, _model_kwargs(data)
 
 
 @spec("mpc_reinforce.mpc_gain_jacobian", *MODEL, Arg("horizon", "int"))
 def _(data):
-    return mr.mpc_gain_jacobian, _model_kwargs(data)
+    return reinforce.mpc_gain_jacobian, _model_kwargs(data)
 
 
 @spec(
@@ -637,13 +637,13 @@ def _(data):
 )
 def _(data):
     kw = _model_kwargs(data)
-    return mr.mpc_action_jacobian, {"s": matrix(data, (len(kw["A_phi"]),)), **kw}
+    return reinforce.mpc_action_jacobian, {"s": matrix(data, (len(kw["A_phi"]),)), **kw}
 
 
 @spec("mpc_reinforce.mpc_plan", Arg("s", "array"), *MODEL, Arg("horizon", "int"))
 def _(data):
     kw = _model_kwargs(data)
-    return mr.mpc_plan, {"s": matrix(data, (len(kw["A_phi"]),)), **kw}
+    return reinforce.mpc_plan, {"s": matrix(data, (len(kw["A_phi"]),)), **kw}
 
 
 @spec(
@@ -656,7 +656,7 @@ def _(data):
 def _(data):
     kw = _model_kwargs(data)
     s = matrix(data, (len(kw["A_phi"]),))
-    return mr.finite_difference_action_jacobian, {"s": s, **kw, "step": 1e-5}
+    return reinforce.finite_difference_action_jacobian, {"s": s, **kw, "step": 1e-5}
 
 
 @spec(
@@ -668,7 +668,7 @@ def _(data):
 def _(data):
     kw = _model_kwargs(data)
     m, n = kw["B_phi"].shape[1], kw["B_phi"].shape[0]
-    return mr.mpc_gain_vjp, {**kw, "cotangent": matrix(data, (m, n))}
+    return reinforce.mpc_gain_vjp, {**kw, "cotangent": matrix(data, (m, n))}
 
 
 @spec(
@@ -679,7 +679,7 @@ def _(data):
 )
 def _(data):
     n, m = data.draw(st.integers(1, 4)), data.draw(st.integers(1, 2))
-    return mr.split_phi, {"phi": matrix(data, (n * n + n * m,)), "n": n, "m": m}
+    return reinforce.split_phi, {"phi": matrix(data, (n * n + n * m,)), "n": n, "m": m}
 
 
 @spec(
@@ -689,7 +689,7 @@ def _(data):
 )
 def _(data):
     n, m = data.draw(st.integers(1, 4)), data.draw(st.integers(1, 2))
-    return mr.join_phi, {"A_phi": matrix(data, (n, n)), "B_phi": matrix(data, (n, m))}
+    return reinforce.join_phi, {"A_phi": matrix(data, (n, n)), "B_phi": matrix(data, (n, m))}
 
 
 def _rollout_kwargs(data, gain: bool = True):
@@ -732,7 +732,7 @@ ROLLOUT_SYSTEM = (
     neg_inf_ok=True,  # documented: -inf rewards where the closed loop blows up
 )
 def _(data):
-    return mr.rollout, _rollout_kwargs(data)
+    return reinforce.rollout, _rollout_kwargs(data)
 
 
 @spec(
@@ -742,7 +742,7 @@ def _(data):
     neg_inf_ok=True,  # documented: -inf where the numbers overflow
 )
 def _(data):
-    return mr.expected_return, {
+    return reinforce.expected_return, {
         **_rollout_kwargs(data, gain=False),
         "horizon": data.draw(st.integers(1, 20)),
     }
@@ -755,7 +755,7 @@ def _(data):
 )
 def _(data):
     shape = (data.draw(st.integers(1, 3)), data.draw(st.integers(2, 6)))
-    return mr.normalise_returns, {"returns": matrix(data, shape, 10.0), "eps": 1e-8}
+    return reinforce.normalise_returns, {"returns": matrix(data, shape, 10.0), "eps": 1e-8}
 
 
 @spec(
@@ -765,7 +765,7 @@ def _(data):
 )
 def _(data):
     shape = (data.draw(st.integers(1, 3)), data.draw(st.integers(1, 5)))
-    return mr.clip_global_norm, {
+    return reinforce.clip_global_norm, {
         "grad": matrix(data, shape, 10.0),
         "max_norm": data.draw(st.floats(0.1, 10.0)),
     }
@@ -784,7 +784,7 @@ def _(data):
 )
 def _(data):
     k = data.draw(st.integers(1, 6))
-    return mr.adam_step, {
+    return reinforce.adam_step, {
         "phi": matrix(data, (k,)),
         "grad": matrix(data, (k,)),
         "m": matrix(data, (k,)),
@@ -819,7 +819,7 @@ def _(data):
         data.draw(st.integers(2, 4)),
         data.draw(st.integers(1, 4)),
     )
-    return mr.reinforce_update, {
+    return reinforce.reinforce_update, {
         "phi": matrix(data, (r, 20)),
         "adam_m": np.zeros((r, 20)),
         "adam_v": np.zeros((r, 20)),
@@ -832,7 +832,7 @@ def _(data):
         "action_std": 0.01,
         "horizon_mpc": data.draw(st.integers(1, 5)),
         "return_eps": 1e-8,
-        "env": mr.case_b(),
+        "env": reinforce.case_b(),
     }
 
 
@@ -848,7 +848,7 @@ def _(data):
     max_examples=2,
 )
 def _(data):
-    return mr.run_reinforce, {
+    return reinforce.run_reinforce, {
         "seeds": [data.draw(st.integers(0, 2**32))],
         "n_updates": data.draw(st.integers(0, 2)),
         "batch_size": data.draw(st.integers(2, 4)),
@@ -860,13 +860,16 @@ def _(data):
 
 
 @functools.cache
-def tiny_runs() -> mr.ReinforceRuns:
-    return mr.run_reinforce([1, 2], n_updates=1, batch_size=4)
+def tiny_runs() -> reinforce.ReinforceRuns:
+    return reinforce.run_reinforce([1, 2], n_updates=1, batch_size=4)
 
 
 @spec("mpc_reinforce.curve_summary", Arg("runs", "object"), Arg("J_star", "real"))
 def _(data):
-    return mr.curve_summary, {"runs": tiny_runs(), "J_star": data.draw(st.floats(-10.0, 0.0))}
+    return reinforce.curve_summary, {
+        "runs": tiny_runs(),
+        "J_star": data.draw(st.floats(-10.0, 0.0)),
+    }
 
 
 # ---------------------------------------------------------------------------- mpc
@@ -1272,8 +1275,8 @@ def test_mpc_callables_asking_for_an_unknown_parameter_are_named():
     "call, name",
     [
         (lambda: linear_quadratic_mpc(2, 1, 3, terminl_cost=True), "terminl_cost"),
-        (lambda: mr.case_b_mpc(3, u_bound=1.0), "u_bound"),
-        (lambda: mr.run_experiment(0, 1, 1, 4, learning_rate=0.1), "learning_rate"),
+        (lambda: reinforce.case_b_mpc(3, u_bound=1.0), "u_bound"),
+        (lambda: reinforce.run_experiment(0, 1, 1, 4, learning_rate=0.1), "learning_rate"),
     ],
 )
 def test_misspelt_options_passed_through_are_named(call, name):
@@ -1284,14 +1287,20 @@ def test_misspelt_options_passed_through_are_named(call, name):
 # overflow and user callables: never a silent NaN
 # ------------------------------------------------------------------------------------------
 def test_mpc_reinforce_model_overflow_is_reported():
-    env = mr.case_b()
-    check(lambda: mr.mpc_gain(1e200 * env.A, env.B, env.Q, env.R), ("A_phi",), must_raise=True)
+    env = reinforce.case_b()
     check(
-        lambda: mr.mpc_plan(env.x0, 1e200 * env.A, env.B, env.Q, env.R), ("A_phi",), must_raise=True
+        lambda: reinforce.mpc_gain(1e200 * env.A, env.B, env.Q, env.R), ("A_phi",), must_raise=True
     )
-    K = 1e3 * mr.mpc_gain(env.A, env.B, env.Q, env.R)[None]  # a violently unstable closed loop
+    check(
+        lambda: reinforce.mpc_plan(env.x0, 1e200 * env.A, env.B, env.Q, env.R),
+        ("A_phi",),
+        must_raise=True,
+    )
+    K = (
+        1e3 * reinforce.mpc_gain(env.A, env.B, env.Q, env.R)[None]
+    )  # a violently unstable closed loop
     rng = np.random.default_rng(0)
-    batch = mr.rollout(
+    batch = reinforce.rollout(
         env.A,
         env.B,
         env.Q,

@@ -1,4 +1,4 @@
-"""lgutils.rl against closed forms (lgutils.lqr), finite differences, torch's Adam and Monte Carlo."""
+"""lgutils.core.rl against closed forms (lgutils.core.lqr), finite differences, torch's Adam and Monte Carlo."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import scipy.optimize
 import scipy.stats
 import torch
 
-from lgutils import lqr, rl
-from lgutils.envs import LinearQuadraticEnv
+from lgutils.core import lqr, rl
+from lgutils.core.envs import LinearQuadraticEnv
 
 a, b, gamma, sigma_w = 1.2, 1.0, 0.9, 0.2
 A, B, Q, R, W = [[a]], [[b]], [[1.0]], [[1.0]], [[sigma_w**2]]

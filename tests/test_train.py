@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from lgutils import nn, train
-from lgutils.paths import load_manifest, sha256
+from lgutils.core import nn
+from lgutils.core.paths import load_manifest, sha256
+from lgutils.value_function_mpc import train
 
 torch.set_num_threads(1)
 

@@ -8,7 +8,8 @@ import pytest
 import torch
 from stable_baselines3 import SAC
 
-from lgutils import cstr, nn, vfmpc
+from lgutils.core import nn
+from lgutils.value_function_mpc import agents, cstr
 
 torch.set_num_threads(1)
 
@@ -42,7 +43,7 @@ def test_trajectory_metrics_on_a_hand_made_trajectory():
             [1.0, 0.64, 120.0, 100.0],  # near goal
         ]
     )
-    m = vfmpc.trajectory_metrics(xs, g)
+    m = agents.trajectory_metrics(xs, g)
     assert m["max_violation"] == pytest.approx(1.0)
     np.testing.assert_allclose(m["max_violation_by_state"], [0.5, 0.0, 1.0, 0.0])
     assert m["final_cb_error"] == pytest.approx(0.01)
@@ -52,14 +53,14 @@ def test_trajectory_metrics_on_a_hand_made_trajectory():
     err = np.abs(xs[1:, 1] - g)
     assert m["l1_error"] == pytest.approx(err.mean())
     assert m["l2_error"] == pytest.approx(np.sqrt((err**2).mean()))
-    assert vfmpc.trajectory_metrics(xs[:4], g)["steps_to_target"] is None
+    assert agents.trajectory_metrics(xs[:4], g)["steps_to_target"] is None
     with pytest.raises(ValueError, match="states must have shape"):
-        vfmpc.trajectory_metrics(xs[:1], g)
+        agents.trajectory_metrics(xs[:1], g)
 
 
 def test_summarize_is_the_normal_confidence_interval():
     a = np.array([1.0, 2.0, 4.0, 7.0])
-    s = vfmpc.summarize(a)
+    s = agents.summarize(a)
     half = 1.96 * np.std(a, ddof=1) / 2.0
     assert s["mean"] == pytest.approx(3.5)
     assert s["ci_high"] - s["mean"] == pytest.approx(half)
@@ -67,7 +68,7 @@ def test_summarize_is_the_normal_confidence_interval():
 
 
 def test_rl_agent_equals_sb3_deterministic_prediction(sac_model):
-    agent = vfmpc.RLAgent(nn.sac_weights(sac_model))
+    agent = agents.RLAgent(nn.sac_weights(sac_model))
     env = cstr.CSTREnv()
     for seed in range(5):
         obs, info = env.reset(seed=seed)
@@ -79,20 +80,20 @@ def test_rl_agent_equals_sb3_deterministic_prediction(sac_model):
 
 def test_value_casadi_equals_value_numpy_and_has_the_finite_difference_gradient(sac_model):
     w = nn.sac_weights(sac_model)
-    V = vfmpc.value_casadi(w)
+    V = agents.value_casadi(w)
     x = ca.SX.sym("x", 4)
     grad = ca.Function("g", [x], [ca.gradient(V(x, 0.7), x)])
     rng = np.random.default_rng(0)
     xs = rng.uniform(cstr.X_LOW, cstr.X_HIGH, (6, 4))
     np.testing.assert_allclose(
-        [float(V(xi, 0.7)) for xi in xs], vfmpc.value_numpy(w, xs, 0.7), rtol=1e-10
+        [float(V(xi, 0.7)) for xi in xs], agents.value_numpy(w, xs, 0.7), rtol=1e-10
     )
     for xi in xs[:3]:
         fd = np.array(
             [
                 (
-                    vfmpc.value_numpy(w, (xi + h * e)[None], 0.7)[0]
-                    - vfmpc.value_numpy(w, (xi - h * e)[None], 0.7)[0]
+                    agents.value_numpy(w, (xi + h * e)[None], 0.7)[0]
+                    - agents.value_numpy(w, (xi - h * e)[None], 0.7)[0]
                 )
                 / (2 * h)
                 for e, h in zip(np.eye(4), [1e-6, 1e-6, 1e-4, 1e-4], strict=True)
@@ -102,7 +103,7 @@ def test_value_casadi_equals_value_numpy_and_has_the_finite_difference_gradient(
 
 
 def test_baseline_mpc_plans_are_consistent_with_the_plant_of_each_scenario():
-    agent = vfmpc.baseline_mpc(horizon=4)
+    agent = agents.baseline_mpc(horizon=4)
     agent.reset()
     x0 = np.array([0.8, 0.5, 134.14, 130.0])  # do-mpc example's initial state
     u = agent.act(x0, 0.6)
@@ -113,7 +114,7 @@ def test_baseline_mpc_plans_are_consistent_with_the_plant_of_each_scenario():
     np.testing.assert_allclose(res.u_pred[:, 0], np.tile(u, (9, 1)), atol=1e-8)
     assert np.all(u >= cstr.U_LOW - 1e-6) and np.all(u <= cstr.U_HIGH + 1e-6)
     # every branch's collocation prediction matches CVODES under that branch's (alpha, beta)
-    scen = vfmpc.scenario_grid(cstr.ALPHA_SCENARIOS, cstr.BETA_SCENARIOS)
+    scen = agents.scenario_grid(cstr.ALPHA_SCENARIOS, cstr.BETA_SCENARIOS)
     for i, (al, be) in enumerate(scen):
         x = x0
         for k in range(4):
@@ -126,22 +127,22 @@ def test_baseline_mpc_plans_are_consistent_with_the_plant_of_each_scenario():
 
 
 def test_mpc_agent_holds_its_input_when_the_problem_is_infeasible():
-    agent = vfmpc.baseline_mpc(horizon=3)
+    agent = agents.baseline_mpc(horizon=3)
     x_bad = np.array(
         [1.99, 1.45, 60.0, 60.0]
     )  # c_A exceeds 2 within one step: hard bounds infeasible
-    run = vfmpc.run_agent(agent, x_bad, 0.7, 2)
+    run = agents.run_agent(agent, x_bad, 0.7, 2)
     assert run.failures >= 1
     np.testing.assert_allclose(run.inputs[0], np.clip([0.0, 0.0], cstr.U_LOW, cstr.U_HIGH))
-    strict = vfmpc.MPCAgent(agent.mpc, "MPC", on_failure="raise")
-    with pytest.raises(vfmpc.MPCSolveError):
+    strict = agents.MPCAgent(agent.mpc, "MPC", on_failure="raise")
+    with pytest.raises(agents.MPCSolveError):
         strict.act(x_bad, 0.7)
 
 
 def test_rlmpc_is_feasible_where_the_baseline_is_not(sac_model):
-    agent = vfmpc.rlmpc(nn.sac_weights(sac_model), horizon=2)
+    agent = agents.rlmpc(nn.sac_weights(sac_model), horizon=2)
     x_bad = np.array([1.99, 1.45, 60.0, 60.0])  # infeasible for the baseline (hard bounds)
-    run = vfmpc.run_agent(agent, x_bad, 0.7, 2)
+    run = agents.run_agent(agent, x_bad, 0.7, 2)
     assert run.failures == 0
     assert agent.last.slack.min() >= -1e-7
 
@@ -149,8 +150,8 @@ def test_rlmpc_is_feasible_where_the_baseline_is_not(sac_model):
 def test_warm_started_baseline_steps_equal_cold_solves():
     # the agent's warm start (previous primal-dual solution, small barrier parameter) changes
     # IPOPT's path, not the solution: each step's input equals a cold solve from the same data
-    agent = vfmpc.baseline_mpc(horizon=6)
-    cold = vfmpc.baseline_mpc(horizon=6)
+    agent = agents.baseline_mpc(horizon=6)
+    cold = agents.baseline_mpc(horizon=6)
     agent.reset()
     x, g = np.array(cstr.X0_FIG3), cstr.GOAL_FIG3
     iters, cold_iters = [], []
@@ -165,7 +166,7 @@ def test_warm_started_baseline_steps_equal_cold_solves():
         # the optimal cost is well determined; Qdot's move penalty is tiny, so the cost is
         # nearly flat in Qdot and its optimum is fixed only to about 1e-3 (scaled by 2000)
         assert cold.last.value == pytest.approx(agent.last.value, rel=1e-5)
-        np.testing.assert_array_less(np.abs(u_cold - u), 1e-3 * vfmpc.U_SCALE)
+        np.testing.assert_array_less(np.abs(u_cold - u), 1e-3 * agents.U_SCALE)
         x = cstr.plant_step(x, u, method="cvodes")
     assert agent.mpc.mpc._built["policy"]["warm_solver"] is not None
     assert iters[0] == cold_iters[0]  # the first step is a cold solve

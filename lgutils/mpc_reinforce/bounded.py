@@ -1,6 +1,6 @@
 """Case study B with an input bound: the MPC is no longer linear (beyond the paper).
 
-The MPC of :mod:`lgutils.mpc_reinforce` with the actuator limit ``|u_k| <= u_max``:
+The MPC of :mod:`lgutils.mpc_reinforce.reinforce` with the actuator limit ``|u_k| <= u_max``:
 
     min_{u_0..u_{H-1}}  sum_{k<H} x_k^T Q x_k + u_k^T R u_k
     s.t.  x_{k+1} = A_phi x_k + B_phi u_k,  x_0 = s,  -u_max <= u_k <= u_max.
@@ -30,10 +30,10 @@ wherever the active set is locally constant (strict complementarity).
 
 The environment applies the actuator limit too: the sampled action ``a = u_0* + sigma_a eps`` is
 clipped to ``[-u_max, u_max]`` before it acts and is charged (as
-:class:`lgutils.envs.LinearQuadraticEnv` does with ``action_low``/``action_high``); REINFORCE's
+:class:`lgutils.core.envs.LinearQuadraticEnv` does with ``action_low``/``action_high``); REINFORCE's
 log-probability uses the sampled, unclipped action.
 
-Shapes as in :mod:`lgutils.mpc_reinforce`: ``r`` runs (models), ``N`` states or episodes,
+Shapes as in :mod:`lgutils.mpc_reinforce.reinforce`: ``r`` runs (models), ``N`` states or episodes,
 ``n = 4`` states, ``m = 1`` input, ``n_phi = 20``.
 """
 
@@ -44,13 +44,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from lgutils.mpc_reinforce import Batch, _models, _weights, case_b
-from lgutils.validate import (
+from lgutils.core.validate import (
     as_array,
     as_vector,
     check_in_open_interval,
     check_positive_int,
 )
+from lgutils.mpc_reinforce.reinforce import Batch, _models, _weights, case_b
 
 __all__ = [
     "condense",
@@ -556,7 +556,7 @@ def bounded_reference_returns(
     dict
         The two mean returns and ``"stderr"``, the larger of their standard errors.
     """
-    from lgutils import lqr
+    from lgutils.core import lqr
 
     env = case_b()
     u_max = check_in_open_interval("u_max", u_max, 0.0, np.inf)

@@ -64,7 +64,7 @@ from typing import Any
 import casadi as ca
 import numpy as np
 
-from lgutils.validate import as_array, as_vector, check_in_open_interval, check_positive_int
+from lgutils.core.validate import as_array, as_vector, check_in_open_interval, check_positive_int
 
 __all__ = [
     "MPC",

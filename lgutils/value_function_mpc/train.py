@@ -1,7 +1,7 @@
-"""Offline training of the book's RL agents (command line: ``python -m lgutils.train cstr``).
+"""Offline training of the book's RL agents (command line: ``python -m lgutils.value_function_mpc.train cstr``).
 
 ``cstr``: soft actor-critic (Haarnoja et al., 2018) with hindsight experience replay on the
-goal-conditioned reactor :class:`lgutils.cstr.CSTREnv` (case study A, paper Sec. V.A), with the
+goal-conditioned reactor :class:`lgutils.value_function_mpc.cstr.CSTREnv` (case study A, paper Sec. V.A), with the
 settings of the reference: Stable-Baselines3's ``SAC`` with ``HerReplayBuffer`` ("future"
 strategy, 1 sampled goal), ``MultiInputPolicy`` with two hidden layers of 64 SiLU units,
 batch 256, buffer 1e4, gamma 0.99, tau 0.005, learning rate 1e-3, automatic entropy tuning
@@ -9,11 +9,11 @@ with target entropy -2, 100,000 environment steps, one CPU thread.
 
 Usage::
 
-    python -m lgutils.train cstr [--seed 0] [--steps 100000] [--out data/cstr_sac]
+    python -m lgutils.value_function_mpc.train cstr [--seed 0] [--steps 100000] [--out data/cstr_sac]
 
 It writes into ``--out``:
 
-- ``weights.npz``: actor and twin-critic weights, pickle-free (see :mod:`lgutils.nn`);
+- ``weights.npz``: actor and twin-critic weights, pickle-free (see :mod:`lgutils.core.nn`);
 - ``sac_model.zip``: the SB3 model (optional, ``--no-zip`` to skip);
 - ``learning_curve.csv``: one row per evaluation: environment steps, mean training-episode
   return of the episodes since the previous row, and the deterministic actor's mean return
@@ -22,7 +22,7 @@ It writes into ``--out``:
   and the Fig. 3 check of the deterministic actor.
 
 Each file is registered in the data folder's ``MANIFEST.json`` with
-:func:`lgutils.paths.record_artifact` (when ``--out`` lies outside :func:`lgutils.paths.data_dir`,
+:func:`lgutils.core.paths.record_artifact` (when ``--out`` lies outside :func:`lgutils.core.paths.data_dir`,
 the manifest is written in ``--out``'s parent folder).
 
 Resuming: every ``--checkpoint-every`` steps the model, the replay buffer and the curve are saved
@@ -46,10 +46,10 @@ from typing import Any
 
 import numpy as np
 
-from lgutils import cstr
-from lgutils.paths import data_dir, package_versions, record_artifact
-from lgutils.seeding import seed_everything
-from lgutils.validate import check_positive_int
+from lgutils.core.paths import data_dir, package_versions, record_artifact
+from lgutils.core.seeding import seed_everything
+from lgutils.core.validate import check_positive_int
+from lgutils.value_function_mpc import cstr
 
 __all__ = [
     "CSTR_SAC_SETTINGS",
@@ -88,7 +88,7 @@ def make_cstr_sac(env: Any, seed: int, settings: dict[str, Any] | None = None) -
     Parameters
     ----------
     env : gymnasium.Env or VecEnv
-        A :class:`lgutils.cstr.CSTREnv` (possibly wrapped).
+        A :class:`lgutils.value_function_mpc.cstr.CSTREnv` (possibly wrapped).
     seed : int
         Seed of torch, numpy and the environment.
     settings : dict, optional
@@ -286,7 +286,7 @@ def train_cstr(
     out = Path(out) if out is not None else data_dir() / "cstr_sac"
     out.mkdir(parents=True, exist_ok=True)
     if command is None:
-        command = f"python -m lgutils.train cstr --seed {seed} --steps {steps} --out {out}"
+        command = f"python -m lgutils.value_function_mpc.train cstr --seed {seed} --steps {steps} --out {out}"
     torch.set_num_threads(1)
     seed_everything(seed)
 
@@ -329,7 +329,7 @@ def train_cstr(
         model.learn(total_timesteps=steps - done, callback=cb, reset_num_timesteps=done == 0)
     wall = wall_before + time.perf_counter() - t0
 
-    from lgutils import nn as lgnn
+    from lgutils.core import nn as lgnn
 
     lgnn.save_weights(lgnn.sac_weights(model), out / "weights.npz")
     _write_curve(out / "learning_curve.csv", curve)
@@ -381,16 +381,16 @@ def load_cstr_run(out: str | Path | None = None) -> dict[str, Any]:
     ----------
     out : path, optional
         The output folder of a training run; default the shipped artifact
-        ``<data_dir>/cstr_sac`` (written by ``python -m lgutils.train cstr``).
+        ``<data_dir>/cstr_sac`` (written by ``python -m lgutils.value_function_mpc.train cstr``).
 
     Returns
     -------
     dict
-        ``weights`` (see :func:`lgutils.nn.load_weights`), ``curve`` (column name -> numpy
+        ``weights`` (see :func:`lgutils.core.nn.load_weights`), ``curve`` (column name -> numpy
         array, from ``learning_curve.csv``) and ``provenance`` (dict).
     """
-    from lgutils import nn as lgnn
-    from lgutils.paths import data_path
+    from lgutils.core import nn as lgnn
+    from lgutils.core.paths import data_path
 
     if out is None:
         root, folder = data_dir(), "cstr_sac"
@@ -408,7 +408,7 @@ def load_cstr_run(out: str | Path | None = None) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (see the module docstring)."""
     parser = argparse.ArgumentParser(
-        prog="python -m lgutils.train", description=__doc__.split("\n")[0]
+        prog="python -m lgutils.value_function_mpc.train", description=__doc__.split("\n")[0]
     )
     sub = parser.add_subparsers(dest="task", required=True)
     p = sub.add_parser("cstr", help="SAC+HER on the goal-conditioned CSTR (case study A)")
@@ -421,7 +421,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     argv_used = sys.argv[1:] if argv is None else argv
-    command = "python -m lgutils.train " + " ".join(shlex.quote(a) for a in argv_used)
+    command = "python -m lgutils.value_function_mpc.train " + " ".join(
+        shlex.quote(a) for a in argv_used
+    )
     prov = train_cstr(
         seed=args.seed,
         steps=args.steps,

@@ -56,7 +56,7 @@ import casadi as ca
 import gymnasium as gym
 import numpy as np
 
-from lgutils.validate import as_array, as_vector, check_positive_int
+from lgutils.core.validate import as_array, as_vector, check_positive_int
 
 __all__ = [
     "PARAMS",

@@ -1,8 +1,8 @@
 """Value-function-augmented MPC on the CSTR (case study A, paper Sec. V.A, Fig. 3).
 
-Three agents track a set-point ``g`` of ``c_B`` on :mod:`lgutils.cstr`'s reactor:
+Three agents track a set-point ``g`` of ``c_B`` on :mod:`lgutils.value_function_mpc.cstr`'s reactor:
 
-- **RL**: the deterministic actor of the SAC agent trained by ``python -m lgutils.train cstr``
+- **RL**: the deterministic actor of the SAC agent trained by ``python -m lgutils.value_function_mpc.train cstr``
   (:class:`RLAgent`);
 - **MPC**: do-mpc's robust multi-stage CSTR controller (Fiedler et al., 2023, paper ref. [52]):
   horizon 20, Radau collocation of degree 2, 9 scenarios of ``(alpha, beta)``, cost
@@ -27,11 +27,11 @@ from typing import Any
 import casadi as ca
 import numpy as np
 
-from lgutils import cstr
-from lgutils import nn as lgnn
+from lgutils.core import nn as lgnn
+from lgutils.core.validate import as_array, as_vector, check_positive_int
 from lgutils.mpc import MPCSolveError
-from lgutils.multistage import ScenarioMPC, scenario_grid
-from lgutils.validate import as_array, as_vector, check_positive_int
+from lgutils.mpc.scenario import ScenarioMPC, scenario_grid
+from lgutils.value_function_mpc import cstr
 
 __all__ = [
     "X_SCALE",
@@ -93,7 +93,7 @@ class RLAgent:
     Parameters
     ----------
     weights : dict
-        From :func:`lgutils.nn.load_weights`.
+        From :func:`lgutils.core.nn.load_weights`.
     """
 
     name = "RL"
@@ -115,10 +115,10 @@ class RLAgent:
 
 
 class MPCAgent:
-    """A :class:`lgutils.multistage.ScenarioMPC` as a closed-loop controller.
+    """A :class:`lgutils.mpc.scenario.ScenarioMPC` as a closed-loop controller.
 
     Keeps the previously applied input (for the move penalty) and warm-starts each solve from
-    the previous one. ``last`` holds the last :class:`lgutils.multistage.ScenarioResult`.
+    the previous one. ``last`` holds the last :class:`lgutils.mpc.scenario.ScenarioResult`.
 
     Parameters
     ----------
@@ -128,7 +128,7 @@ class MPCAgent:
         The "previous input" of the first step (do-mpc's default: 0).
     shift : bool
         Shift the previous solution one stage before it warm-starts the next solve
-        (:meth:`lgutils.multistage.ScenarioMPC.shift_warm_start`). Off by default: the
+        (:meth:`lgutils.mpc.scenario.ScenarioMPC.shift_warm_start`). Off by default: the
         unshifted previous solution is feasible except for the new initial state, while
         the shifted one breaks the non-anticipativity of the first input (the second inputs of
         the scenarios differ) and moves the unbounded ``x_H`` into bounded stages; with the
@@ -272,7 +272,7 @@ def baseline_mpc(
 def value_casadi(weights: Mapping[str, np.ndarray], index: int = 0, sym: str = "SX") -> ca.Function:
     """``V(x, g) = Q_index(s, tanh(mu(s)))`` with ``s = network_input(x, g)``, as a CasADi function.
 
-    ``sym="MX"`` builds a matrix-level graph (see :func:`lgutils.nn.mlp_function`).
+    ``sym="MX"`` builds a matrix-level graph (see :func:`lgutils.core.nn.mlp_function`).
 
     Returns
     -------
@@ -398,7 +398,7 @@ def run_agent(
     alpha, beta : float or array_like, shape (n_steps,)
         Plant parameters (constant or per step).
     method : {"cvodes", "rk4"}
-        Plant integrator (:func:`lgutils.cstr.plant_step`).
+        Plant integrator (:func:`lgutils.value_function_mpc.cstr.plant_step`).
 
     Returns
     -------
@@ -549,7 +549,7 @@ def plot_state_profiles(
     goal : float
         Target c_B, drawn dashed in the c_B panel.
     axes : array of 4 matplotlib axes, optional
-        Created with :func:`lgutils.plotting.subplots` when omitted.
+        Created with :func:`lgutils.core.plotting.subplots` when omitted.
     t_step : float
         Sampling time [h].
 
@@ -557,7 +557,7 @@ def plot_state_profiles(
     -------
     matplotlib.figure.Figure
     """
-    from lgutils import plotting
+    from lgutils.core import plotting
 
     if axes is None:
         fig, axes = plotting.subplots(4, 1, figsize=(6.4, 7.6), sharex=True)
@@ -645,7 +645,7 @@ def evaluation_study(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m lgutils.vfmpc evaluate [--states 30] [--steps 50] [--seed 0] [--out data/cstr_eval]``.
+    """``python -m lgutils.value_function_mpc.agents evaluate [--states 30] [--steps 50] [--seed 0] [--out data/cstr_eval]``.
 
     Runs :func:`evaluation_study` with the shipped SAC agent (``data/cstr_sac``) and writes
     ``evaluation.json`` into ``--out``, registered in the data manifest.
@@ -656,10 +656,10 @@ def main(argv: list[str] | None = None) -> int:
     import sys
     from pathlib import Path
 
-    from lgutils.paths import data_dir, record_artifact, sha256
-    from lgutils.train import load_cstr_run
+    from lgutils.core.paths import data_dir, record_artifact, sha256
+    from lgutils.value_function_mpc.train import load_cstr_run
 
-    parser = argparse.ArgumentParser(prog="python -m lgutils.vfmpc")
+    parser = argparse.ArgumentParser(prog="python -m lgutils.value_function_mpc.agents")
     sub = parser.add_subparsers(dest="task", required=True)
     p = sub.add_parser("evaluate", help="the three agents from random initial states (chapter 07)")
     p.add_argument("--states", type=int, default=30)
@@ -670,7 +670,9 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or data_dir() / "cstr_eval"
     out.mkdir(parents=True, exist_ok=True)
     argv_used = sys.argv[1:] if argv is None else argv
-    command = "python -m lgutils.vfmpc " + " ".join(shlex.quote(a) for a in argv_used)
+    command = "python -m lgutils.value_function_mpc.agents " + " ".join(
+        shlex.quote(a) for a in argv_used
+    )
     run = load_cstr_run()
     t0 = time.perf_counter()
     study = evaluation_study(run["weights"], args.states, args.steps, args.seed)

@@ -9,7 +9,7 @@ steps, and optional input bounds (the action is clipped to them and the reward i
 observations and actions are float32 as gymnasium's ``Box`` spaces expect.
 
 Registered with gymnasium as ``"lgutils/LinearQuadratic-v0"`` (``import lgutils`` first). Its
-optimal policy and values are in :mod:`lgutils.lqr`.
+optimal policy and values are in :mod:`lgutils.core.lqr`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,14 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from lgutils.validate import as_array, as_matrix, as_vector, check_pd, check_positive_int, check_psd
+from lgutils.core.validate import (
+    as_array,
+    as_matrix,
+    as_vector,
+    check_pd,
+    check_positive_int,
+    check_psd,
+)
 
 __all__ = ["LinearQuadraticEnv", "Trajectories", "CASE_STUDY_B"]
 

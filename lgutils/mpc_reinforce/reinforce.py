@@ -20,12 +20,12 @@ REINFORCE exactly as in the reference setup:
   [-2, 2] after each step; 100 updates; initial entries i.i.d. uniform on [-1, 1].
 
 With ``u_max`` (beyond the paper), :func:`run_reinforce` trains the input-bounded MPC of
-:mod:`lgutils.mpc_reinforce_bounded` instead, through its active-set sensitivities.
+:mod:`lgutils.mpc_reinforce.bounded` instead, through its active-set sensitivities.
 
 Independent runs are vectorised over a leading "run" axis and dispatched in chunks through
 :mod:`joblib`, so the same call runs serially, on local processes or on a dask cluster
 (``joblib.parallel_config(backend="dask")``) with identical numbers: every run draws all of its
-random numbers from its own generator, seeded from :func:`lgutils.seeding.spawn_seeds`.
+random numbers from its own generator, seeded from :func:`lgutils.core.seeding.spawn_seeds`.
 
 Shapes: ``n`` states, ``m`` inputs, ``R`` runs, ``N`` episodes per batch, ``T`` steps;
 ``phi`` is the flat vector ``[vec(A_phi); vec(B_phi)]`` (row-major), ``n_phi = n^2 + n m`` --
@@ -40,9 +40,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from lgutils.envs import CASE_STUDY_B
-from lgutils.seeding import spawn_seeds
-from lgutils.validate import (
+from lgutils.core.envs import CASE_STUDY_B
+from lgutils.core.seeding import spawn_seeds
+from lgutils.core.validate import (
     as_array,
     as_matrix,
     as_vector,
@@ -87,7 +87,7 @@ DIVERGENCE_THRESHOLD = -1.0e6
 
 
 class CaseB(NamedTuple):
-    """The environment of case study B as arrays (see :data:`lgutils.envs.CASE_STUDY_B`).
+    """The environment of case study B as arrays (see :data:`lgutils.core.envs.CASE_STUDY_B`).
 
     Attributes
     ----------
@@ -108,7 +108,7 @@ class CaseB(NamedTuple):
 
 
 def case_b() -> CaseB:
-    """The case-study-B system of :data:`lgutils.envs.CASE_STUDY_B` (the environment's numbers)."""
+    """The case-study-B system of :data:`lgutils.core.envs.CASE_STUDY_B` (the environment's numbers)."""
     c = CASE_STUDY_B
     return CaseB(
         A=np.asarray(c["A"], dtype=float),
@@ -561,7 +561,7 @@ def rollout(
 ) -> Batch:
     """Episodes of the linear-Gaussian policy ``a = -K x + sigma_a eps`` on the true system.
 
-    The dynamics and reward are those of :class:`lgutils.envs.LinearQuadraticEnv`:
+    The dynamics and reward are those of :class:`lgutils.core.envs.LinearQuadraticEnv`:
     ``x_{t+1} = A x_t + B a_t + sigma_w w_t``, ``r_t = -(x_t^T Q x_t + a_t^T R a_t)`` (state
     before the step, applied action), ``x_0`` fixed. The random numbers are inputs, so the
     same numbers give the same episodes whatever the batching.
@@ -658,7 +658,7 @@ def expected_return(
     Propagates the state's mean and covariance (``mu_{t+1} = (A - B K) mu_t``,
     ``S_{t+1} = (A - B K) S_t (A - B K)^T + sigma_w^2 I + sigma_a^2 B B^T``) and sums
     ``-(mu^T M mu + tr(M S) + sigma_a^2 tr R)`` with ``M = Q + K^T R K``: the batched twin of
-    :func:`lgutils.lqr.policy_return` with a finite horizon.
+    :func:`lgutils.core.lqr.policy_return` with a finite horizon.
 
     Parameters
     ----------
@@ -1132,7 +1132,7 @@ def run_reinforce(
         Half-width of the uniform initial distribution of every model entry.
     u_max : float, optional
         Input bound of the MPC and of the actuator (beyond the paper): the policy becomes the
-        box-constrained MPC of :mod:`lgutils.mpc_reinforce_bounded`, with active-set
+        box-constrained MPC of :mod:`lgutils.mpc_reinforce.bounded`, with active-set
         sensitivities, and the applied action is clipped to ``[-u_max, u_max]``. Its expected
         return has no closed form: ``expected_returns`` is then NaN.
 
@@ -1154,7 +1154,7 @@ def run_reinforce(
     cfg = _settings(horizon_mpc, batch_size, lr, max_grad_norm, clamp, action_std, return_eps)
     init_scale = check_in_open_interval("init_scale", init_scale, 0.0, np.inf)
     if u_max is not None:
-        from lgutils import mpc_reinforce_bounded as bounded
+        from lgutils.mpc_reinforce import bounded
 
         u_max = check_in_open_interval("u_max", u_max, 0.0, np.inf)
         if cfg.horizon_mpc < 2:
@@ -1247,7 +1247,7 @@ def run_experiment(
 ) -> tuple[ReinforceRuns, float]:
     """``n_runs`` independent REINFORCE runs, dispatched in chunks through :mod:`joblib`.
 
-    The run seeds are ``lgutils.seeding.spawn_seeds(seed, n_runs)``; chunks of ``runs_per_job``
+    The run seeds are ``lgutils.core.seeding.spawn_seeds(seed, n_runs)``; chunks of ``runs_per_job``
     runs go to ``joblib.Parallel(n_jobs)``, whose backend follows ``joblib.parallel_config``
     (serial, processes, or a dask cluster with ``backend="dask"``). The numbers do not depend on
     the backend.
@@ -1306,9 +1306,9 @@ def run_experiment(
 def reference_returns(action_std: float = 0.01, horizon_mpc: int = 5) -> dict[str, Any]:
     """J(theta*) and the true-model MPC's return on case study B, exactly (no sampling).
 
-    ``J(theta*)``: the infinite-horizon LQR gain of the true system (:func:`lgutils.lqr.dare`),
+    ``J(theta*)``: the infinite-horizon LQR gain of the true system (:func:`lgutils.core.lqr.dare`),
     applied with the exploration noise, T-step undiscounted expected return from ``x_0``
-    (:func:`lgutils.lqr.policy_return`). The true-model MPC is :func:`mpc_gain` with
+    (:func:`lgutils.core.lqr.policy_return`). The true-model MPC is :func:`mpc_gain` with
     ``(A_phi, B_phi) = (A, B)``, evaluated the same way.
 
     Parameters
@@ -1324,7 +1324,7 @@ def reference_returns(action_std: float = 0.01, horizon_mpc: int = 5) -> dict[st
         ``"J_star"``, ``"J_true_model_mpc"`` (floats), ``"K_star"``, ``"K_true_model_mpc"``
         (m, n).
     """
-    from lgutils import lqr
+    from lgutils.core import lqr
 
     env = case_b()
     action_std = check_in_open_interval("action_std", action_std, -1e-300, np.inf)

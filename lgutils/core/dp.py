@@ -30,7 +30,7 @@ from typing import NamedTuple
 import numpy as np
 import scipy.sparse
 
-from lgutils.validate import (
+from lgutils.core.validate import (
     as_array,
     as_matrix,
     check_in_open_interval,
@@ -347,7 +347,7 @@ def discretise_lq(
 ) -> GridMDP:
     """:func:`discretise` for ``x' = A x + B u + w`` and ``r = -(x^T Q x + u^T R u)``.
 
-    Shapes as in :mod:`lgutils.lqr`; the grids must have ``n`` and ``m`` entries.
+    Shapes as in :mod:`lgutils.core.lqr`; the grids must have ``n`` and ``m`` entries.
     """
     A = as_matrix("A", A)
     n = A.shape[0]

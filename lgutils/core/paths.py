@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-from lgutils.validate import check_positive_int
+from lgutils.core.validate import check_positive_int
 
 __all__ = [
     "ArtifactError",
@@ -191,7 +191,7 @@ def record_artifact(
     path : Path
         The artifact, inside ``root``.
     command : str
-        The shell command that regenerates it, e.g. ``"python -m lgutils.train cstr --seed 0"``.
+        The shell command that regenerates it, e.g. ``"python -m lgutils.value_function_mpc.train cstr --seed 0"``.
     seed : int, optional
         The seed it was produced with.
     extra : dict, optional

@@ -1,6 +1,6 @@
 """Case study B, value-based (beyond the paper): Q-learning of the MPC model, eq. (9).
 
-The same MPC as :mod:`lgutils.mpc_reinforce` (model ``x_{k+1} = A_phi x_k + B_phi u_k``,
+The same MPC as :mod:`lgutils.mpc_reinforce.reinforce` (model ``x_{k+1} = A_phi x_k + B_phi u_k``,
 horizon ``H = 5``, stage cost ``x^T Q x + u^T R u``, no terminal cost or constraints) is read as
 a Q-function, ``Q_phi(s, a) = -Q^MPC_phi(s, a)`` (eq. (13) with ``u_0 = a`` fixed), and its model
 is fitted by semi-gradient descent on the squared temporal-difference error of eq. (9),
@@ -11,14 +11,14 @@ is fitted by semi-gradient descent on the squared temporal-difference error of e
 
 Without constraints ``Q^MPC`` is a quadratic form: with ``x_1 = A_phi s + B_phi a`` the rest of
 the plan follows the gains ``K_1 .. K_{H-1}`` of the Riccati recursion of
-:func:`lgutils.mpc_reinforce.mpc_gain`, and ``Q^MPC = s^T Q s + a^T R a + x_1^T P_1 x_1``. Its
+:func:`lgutils.mpc_reinforce.reinforce.mpc_gain`, and ``Q^MPC = s^T Q s + a^T R a + x_1^T P_1 x_1``. Its
 gradient is the gradient of the Lagrangian at the solution (paper ref. [58]):
 ``dQ/dA_phi = sum_k mu_{k+1} x_k^T``, ``dQ/dB_phi = sum_k mu_{k+1} u_k^T`` with the multipliers
 ``mu_{k+1} = 2 P_{k+1} x_{k+1}`` of the dynamics along the plan (``P_H = 0``).
 
 Everything else (environment, exploration ``sigma_a = 0.01``, 64 episodes of 10 steps per update,
 Adam 0.1, clipping at 10, clamping to [-2, 2], the initial models and random numbers of each
-seed) is that of :func:`lgutils.mpc_reinforce.run_reinforce`, so the two learners are compared on
+seed) is that of :func:`lgutils.mpc_reinforce.reinforce.run_reinforce`, so the two learners are compared on
 the same episodes budget. Shapes: ``r`` runs, ``M`` state-action pairs per run, ``n`` states,
 ``m`` inputs, ``n_phi = n^2 + n m`` (row-major ``[vec(A_phi); vec(B_phi)]``). Costs are in the
 environment's (dimensionless) cost units; returns are their negative.
@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from lgutils import mpc_reinforce as mr
-from lgutils.seeding import spawn_seeds
-from lgutils.validate import as_array, check_positive_int
+from lgutils.core.seeding import spawn_seeds
+from lgutils.core.validate import as_array, check_positive_int
+from lgutils.mpc_reinforce import reinforce
 
 __all__ = ["mpc_q_value", "td_gradient", "q_learning_update", "run_q_learning", "run_experiment"]
 
@@ -109,15 +109,15 @@ def mpc_q_value(
     m = B.shape[-1]
     S = as_array("s", s, (r, None, n))
     U = as_array("a", a, (r, S.shape[1], m))
-    Qm, Rm = mr._weights(Q, R, n, m)
-    _, tape = mr._gain_forward(A, B, Qm, Rm, check_positive_int("horizon", horizon))
+    Qm, Rm = reinforce._weights(Q, R, n, m)
+    _, tape = reinforce._gain_forward(A, B, Qm, Rm, check_positive_int("horizon", horizon))
     q, g = _q_and_grad(A, B, tape, Qm, Rm, S, U)
-    mr._check_finite("Q^MPC", q, g)
+    reinforce._check_finite("Q^MPC", q, g)
     return q, g
 
 
 def _td_gradient(
-    batch: mr.Batch, A: np.ndarray, B: np.ndarray, K: np.ndarray, tape: list, Q, R
+    batch: reinforce.Batch, A: np.ndarray, B: np.ndarray, K: np.ndarray, tape: list, Q, R
 ) -> tuple[np.ndarray, np.ndarray]:
     """Semi-gradient of 0.5 mean(delta^2) over all (s, a, r, s') of the batch; and delta."""
     r, N, T, m = batch.actions.shape
@@ -136,7 +136,7 @@ def _td_gradient(
 
 
 def td_gradient(
-    batch: mr.Batch, A_phi: np.ndarray, B_phi: np.ndarray, horizon: int = 5
+    batch: reinforce.Batch, A_phi: np.ndarray, B_phi: np.ndarray, horizon: int = 5
 ) -> tuple[np.ndarray, np.ndarray]:
     """Semi-gradient of the TD loss of eq. (9) for ``Q_phi = -Q^MPC_phi``, batched over runs.
 
@@ -146,7 +146,7 @@ def td_gradient(
 
     Parameters
     ----------
-    batch : lgutils.mpc_reinforce.Batch
+    batch : lgutils.mpc_reinforce.reinforce.Batch
         Episodes, arrays of shapes (r, N, T + 1, n), (r, N, T, m), (r, N, T, m), (r, N, T).
     A_phi, B_phi : array_like, shapes (r, n, n) and (r, n, m)
         Models.
@@ -159,12 +159,14 @@ def td_gradient(
     delta : numpy.ndarray, shape (r, N T)
         TD errors (reward units), episode-major.
     """
-    if not isinstance(batch, mr.Batch):
-        raise ValueError(f"batch must be a lgutils.mpc_reinforce.Batch, got {type(batch).__name__}")
-    env = mr.case_b()
+    if not isinstance(batch, reinforce.Batch):
+        raise ValueError(
+            f"batch must be a lgutils.mpc_reinforce.reinforce.Batch, got {type(batch).__name__}"
+        )
+    env = reinforce.case_b()
     A = as_array("A_phi", A_phi, (None, *env.A.shape))
     B = as_array("B_phi", B_phi, (A.shape[0], *env.B.shape))
-    K, tape = mr._gain_forward(A, B, env.Q, env.R, check_positive_int("horizon", horizon))
+    K, tape = reinforce._gain_forward(A, B, env.Q, env.R, check_positive_int("horizon", horizon))
     return _td_gradient(batch, A, B, K, tape, env.Q, env.R)
 
 
@@ -184,7 +186,7 @@ def q_learning_update(
 ) -> dict[str, np.ndarray]:
     """One Q-learning update of the MPC model for ``r`` runs, from given random numbers.
 
-    Rolls out the episodes exactly as :func:`lgutils.mpc_reinforce.reinforce_update`, then takes
+    Rolls out the episodes exactly as :func:`lgutils.mpc_reinforce.reinforce.reinforce_update`, then takes
     the TD semi-gradient of :func:`td_gradient`, clips its global norm, takes an Adam step and
     clamps the parameters (the same optimiser settings as REINFORCE).
 
@@ -195,7 +197,7 @@ def q_learning_update(
         Adam's step count after this update (>= 1).
     action_noise, process_noise : array_like, shapes (r, N, T, m) and (r, N, T, n)
     lr, max_grad_norm, clamp, action_std, horizon_mpc
-        As in :func:`lgutils.mpc_reinforce.reinforce_update`.
+        As in :func:`lgutils.mpc_reinforce.reinforce.reinforce_update`.
 
     Returns
     -------
@@ -203,7 +205,7 @@ def q_learning_update(
         ``"phi"``, ``"adam_m"``, ``"adam_v"`` (r, n_phi); ``"grad"`` (r, n_phi) before clipping;
         ``"grad_norm"`` (r,); ``"delta"`` (r, N T); ``"batch"``.
     """
-    env = mr.case_b()
+    env = reinforce.case_b()
     n, m_in = env.B.shape
     phi = as_array("phi", phi, (None, n * n + n * m_in))
     r = phi.shape[0]
@@ -212,14 +214,14 @@ def q_learning_update(
     step = check_positive_int("step", step)
     action_noise = as_array("action_noise", action_noise, (r, None, None, m_in))
     process_noise = as_array("process_noise", process_noise, (r, *action_noise.shape[1:3], n))
-    cfg = mr._settings(
+    cfg = reinforce._settings(
         horizon_mpc, action_noise.shape[1], lr, max_grad_norm, clamp, action_std, 0.0
     )
-    A_phi, B_phi = mr.split_phi(phi, n, m_in)
-    K, tape, batch = mr._policy_batch(env, A_phi, B_phi, cfg, action_noise, process_noise)
+    A_phi, B_phi = reinforce.split_phi(phi, n, m_in)
+    K, tape, batch = reinforce._policy_batch(env, A_phi, B_phi, cfg, action_noise, process_noise)
     with np.errstate(over="ignore", invalid="ignore"):
         grad, delta = _td_gradient(batch, A_phi, B_phi, K, tape, env.Q, env.R)
-        new, m_new, v_new, norm = mr._step(phi, adam_m, adam_v, step, grad, cfg)
+        new, m_new, v_new, norm = reinforce._step(phi, adam_m, adam_v, step, grad, cfg)
     return {
         "phi": new,
         "adam_m": m_new,
@@ -242,11 +244,11 @@ def run_q_learning(
     action_std: float = 0.01,
     horizon_mpc: int = 5,
     init_scale: float = 1.0,
-) -> mr.ReinforceRuns:
+) -> reinforce.ReinforceRuns:
     """Q-learning of the MPC model for several independent runs, vectorised over the runs.
 
     Run ``i`` draws from ``numpy.random.default_rng(seeds[i])`` exactly what
-    :func:`lgutils.mpc_reinforce.run_reinforce` draws (the initial model, then one standard
+    :func:`lgutils.mpc_reinforce.reinforce.run_reinforce` draws (the initial model, then one standard
     normal array of shape (N, T, m + n) per batch), so a seed gives both learners the same
     initial model and the same random numbers. A run whose batch has a non-finite return stops
     learning (as in REINFORCE).
@@ -255,11 +257,11 @@ def run_q_learning(
     ----------
     seeds : list of int
     n_updates, batch_size, lr, max_grad_norm, clamp, action_std, horizon_mpc, init_scale
-        As in :func:`lgutils.mpc_reinforce.run_reinforce`.
+        As in :func:`lgutils.mpc_reinforce.reinforce.run_reinforce`.
 
     Returns
     -------
-    lgutils.mpc_reinforce.ReinforceRuns
+    lgutils.mpc_reinforce.reinforce.ReinforceRuns
         The same record as REINFORCE's (``grad_norm``: the TD semi-gradient's norm); update
         ``k`` has used ``k * batch_size`` episodes.
     """
@@ -269,11 +271,11 @@ def run_q_learning(
         raise ValueError(f"seeds must be a non-empty list of integers, got {seeds!r}")
     seeds = [check_positive_int("seeds[i]", int(s), minimum=0) for s in seeds]
     E = check_positive_int("n_updates", n_updates, minimum=0)
-    cfg = mr._settings(horizon_mpc, batch_size, lr, max_grad_norm, clamp, action_std, 0.0)
+    cfg = reinforce._settings(horizon_mpc, batch_size, lr, max_grad_norm, clamp, action_std, 0.0)
     init_scale = float(as_array("init_scale", init_scale, ()))
     if not init_scale > 0:
         raise ValueError(f"init_scale must be > 0, got {init_scale}")
-    env = mr.case_b()
+    env = reinforce.case_b()
     n, m_in = env.B.shape
     npar = n * n + n * m_in
     T, N, r = env.horizon, cfg.batch_size, len(seeds)
@@ -287,9 +289,11 @@ def run_q_learning(
     for k in range(E + 1):
         hist[:, k] = phi
         z = np.stack([g.standard_normal((N, T, m_in + n)) for g in rngs])
-        A_phi, B_phi = mr.split_phi(phi, n, m_in)
-        K, tape, batch = mr._policy_batch(env, A_phi, B_phi, cfg, z[..., :m_in], z[..., m_in:])
-        expected[:, k] = mr._expected_return(
+        A_phi, B_phi = reinforce.split_phi(phi, n, m_in)
+        K, tape, batch = reinforce._policy_batch(
+            env, A_phi, B_phi, cfg, z[..., :m_in], z[..., m_in:]
+        )
+        expected[:, k] = reinforce._expected_return(
             env.A, env.B, env.Q, env.R, K, env.x0, env.noise_std, cfg.action_std, T
         )
         G = batch.rewards.sum(axis=-1)
@@ -301,18 +305,18 @@ def run_q_learning(
                 grad, _ = _td_gradient(batch, A_phi, B_phi, K, tape, env.Q, env.R)
                 frozen |= ~np.isfinite(grad).all(axis=-1)
                 grad = np.where(frozen[:, None], 0.0, grad)
-                new, m_new, v_new, norm = mr._step(phi, adam_m, adam_v, k + 1, grad, cfg)
+                new, m_new, v_new, norm = reinforce._step(phi, adam_m, adam_v, k + 1, grad, cfg)
             keep = ~frozen
             phi[keep], adam_m[keep], adam_v[keep] = new[keep], m_new[keep], v_new[keep]
             grad_norm[keep, k] = norm[keep]
-    return mr._runs_record(env, seeds, returns, expected, hist, grad_norm)
+    return reinforce._runs_record(env, seeds, returns, expected, hist, grad_norm)
 
 
 def run_experiment(
     seed: int, n_runs: int, n_updates: int = 100, batch_size: int = 64, **kwargs: Any
-) -> tuple[mr.ReinforceRuns, float]:
+) -> tuple[reinforce.ReinforceRuns, float]:
     """``n_runs`` Q-learning runs with seeds ``spawn_seeds(seed, n_runs)`` (those of REINFORCE's
-    first ``n_runs`` runs in :func:`lgutils.mpc_reinforce.run_experiment`); returns the runs and
+    first ``n_runs`` runs in :func:`lgutils.mpc_reinforce.reinforce.run_experiment`); returns the runs and
     the wall-clock seconds. ``kwargs`` go to :func:`run_q_learning`."""
     seeds = spawn_seeds(
         check_positive_int("seed", seed, minimum=0), check_positive_int("n_runs", n_runs)

@@ -33,7 +33,7 @@ from typing import Any
 import casadi as ca
 import numpy as np
 
-from lgutils.validate import as_array, as_vector
+from lgutils.core.validate import as_array, as_vector
 
 __all__ = [
     "ACTIVATIONS",

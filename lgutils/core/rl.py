@@ -3,7 +3,7 @@
 Two small, transparent algorithms of the paper's Sec. II.C:
 
 - **value-based**: fitted Q-iteration with a quadratic ``Q_phi(x, u) = -([x; u]^T H [x; u] + c)``,
-  which contains the true Q* (:func:`lgutils.lqr.q_matrix`); every iteration solves the
+  which contains the true Q* (:func:`lgutils.core.lqr.q_matrix`); every iteration solves the
   least-squares problem of eq. (9) with the target held fixed;
 - **policy-based**: REINFORCE (eqs. 10-11) for the linear Gaussian policy
   ``u ~ N(-K x, sigma^2 I)``, with a leave-one-out baseline and Adam steps.
@@ -11,7 +11,7 @@ Two small, transparent algorithms of the paper's Sec. II.C:
 and helpers to evaluate any policy by Monte Carlo and to follow a Stable-Baselines3 agent's
 learning curve (:class:`LearningCurveCallback`).
 
-Batches of episodes come from :meth:`lgutils.envs.LinearQuadraticEnv.simulate` (vectorised) or,
+Batches of episodes come from :meth:`lgutils.core.envs.LinearQuadraticEnv.simulate` (vectorised) or,
 for fitted Q-iteration, from the gymnasium API (:func:`collect_transitions`).
 
 Shapes: ``n`` states, ``m`` inputs, ``d = n + m``; batches of ``N`` samples or episodes of
@@ -27,8 +27,8 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 from tqdm.auto import tqdm
 
-from lgutils.envs import LinearQuadraticEnv
-from lgutils.validate import (
+from lgutils.core.envs import LinearQuadraticEnv
+from lgutils.core.validate import (
     as_array,
     as_matrix,
     check_in_open_interval,

@@ -6,7 +6,7 @@ import random
 
 import numpy as np
 
-from lgutils.validate import check_positive_int
+from lgutils.core.validate import check_positive_int
 
 __all__ = ["seed_everything", "spawn_seeds"]
 

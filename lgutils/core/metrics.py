@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from lgutils.paths import repo_root
+from lgutils.core.paths import repo_root
 
 __all__ = ["metrics_dir", "record", "load", "MissingMetricsError"]
 

@@ -26,8 +26,8 @@ import casadi as ca
 import numpy as np
 import scipy.linalg
 
+from lgutils.core.validate import as_array, check_in_open_interval, check_positive_int
 from lgutils.mpc import MPC, PRIMAL_DUAL_WARM_START, closed_loop
-from lgutils.validate import as_array, check_in_open_interval, check_positive_int
 
 __all__ = [
     "WARM_STARTS",

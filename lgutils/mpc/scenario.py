@@ -34,8 +34,8 @@ from typing import Any
 import casadi as ca
 import numpy as np
 
+from lgutils.core.validate import as_array, as_vector, check_positive_int
 from lgutils.mpc import MPC, MPCResult
-from lgutils.validate import as_array, as_vector, check_positive_int
 
 __all__ = ["ScenarioMPC", "ScenarioResult", "scenario_grid"]
 
@@ -145,7 +145,7 @@ class ScenarioMPC:
     expand : bool
         Expand the whole NLP to CasADi SX before handing it to IPOPT (fast for scalar models).
         Use False when ``terminal_cost`` holds large matrix operations (a neural network built
-        from MX, see :func:`lgutils.nn.value_function`): the dynamics and stage costs are SX
+        from MX, see :func:`lgutils.core.nn.value_function`): the dynamics and stage costs are SX
         functions in any case, and the network's derivatives stay matrix-level instead of being
         expanded into millions of scalar nodes.
     """

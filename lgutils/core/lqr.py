@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
-from lgutils.validate import (
+from lgutils.core.validate import (
     as_array,
     as_matrix,
     as_vector,

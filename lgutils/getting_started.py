@@ -14,7 +14,7 @@ from importlib import metadata
 
 import numpy as np
 
-from lgutils.validate import check_positive_int
+from lgutils.core.validate import check_positive_int
 
 __all__ = [
     "CheckResult",

@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from lgutils.core.validate import as_array, as_vector, check_in_open_interval, check_positive_int
 from lgutils.mpc import MPC
-from lgutils.validate import as_array, as_vector, check_in_open_interval, check_positive_int
 
 __all__ = [
     "bellman_residuals",
@@ -171,7 +171,7 @@ def mpc_policy(
     Returns
     -------
     callable
-        For :meth:`lgutils.envs.LinearQuadraticEnv.simulate`; raises
+        For :meth:`lgutils.core.envs.LinearQuadraticEnv.simulate`; raises
         :class:`lgutils.mpc.MPCSolveError` if a solve fails.
     """
     if not isinstance(mpc, MPC):
