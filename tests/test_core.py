@@ -17,6 +17,8 @@ import torch
 from lgutils import getting_started
 from lgutils.core import metrics, paths, plotting, seeding, validate
 
+REPO = paths.repo_root()
+
 # --- validate ---------------------------------------------------------------------------------
 
 
@@ -113,6 +115,23 @@ def test_missing_artifact_names_command(data_root: Path) -> None:
         paths.data_path("other.npz", root=data_root)
 
 
+def test_outside_a_checkout_artifacts_are_fetched_and_verified(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """On Colab (no checkout) data_path fetches an artifact and its manifest, then verifies it."""
+    cache = tmp_path / "cache"
+    monkeypatch.setattr(paths, "DOWNLOAD_CACHE", cache)
+    monkeypatch.setattr(paths, "repo_root", lambda: tmp_path / "elsewhere")
+    monkeypatch.delenv("LGUTILS_DATA_DIR", raising=False)
+    monkeypatch.setenv("LGUTILS_DATA_URL", (REPO / "data").as_uri())
+    assert paths.data_dir() == cache
+    name = "cstr_sac/weights.npz"
+    assert paths.sha256(paths.data_path(name)) == paths.load_manifest(REPO / "data")[name]["sha256"]
+    monkeypatch.setenv("LGUTILS_DATA_URL", (tmp_path / "nowhere").as_uri())
+    with pytest.raises(paths.MissingArtifactError, match="could not be fetched"):
+        paths.data_path("cstr_sac/provenance.json")
+
+
 def test_every_data_file_is_in_the_manifest_and_verifies() -> None:
     root = paths.repo_root() / "data"
     listed = set(paths.load_manifest(root))
@@ -137,8 +156,8 @@ def test_metrics_merge_and_load(tmp_path: Path) -> None:
 
 
 def test_metrics_refuse_bad_values_and_missing_files(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="metric 'a' must be finite"):
-        metrics.record("01_x", {"a": float("nan")}, directory=tmp_path)
+    metrics.record("01_x", {"a": float("nan"), "l": np.array([1.0, np.inf, -np.inf])}, tmp_path)
+    assert metrics.load("01_x", directory=tmp_path) == {"a": None, "l": [1.0, None, None]}
     with pytest.raises(ValueError, match="must be a number"):
         metrics.record("01_x", {"a": object()}, directory=tmp_path)
     with pytest.raises(metrics.MissingMetricsError, match="chapters/02_y.ipynb"):

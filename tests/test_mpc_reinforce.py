@@ -9,7 +9,7 @@ import joblib
 import numpy as np
 import pytest
 
-from lgutils.core import lqr
+from lgutils.core import lqr, optim
 from lgutils.core.envs import LinearQuadraticEnv
 from lgutils.core.seeding import spawn_seeds
 from lgutils.mpc_reinforce import reinforce
@@ -240,7 +240,7 @@ def test_clipping_and_adam_by_hand() -> None:
     np.testing.assert_allclose(clipped[0], g[0] / (5.0 + 1e-6))
     np.testing.assert_array_equal(clipped[1], g[1])
     # first Adam step moves every parameter by lr * sign(g) (up to eps)
-    phi, m, v = reinforce.adam_step(
+    phi, m, v = optim.adam_step(
         np.zeros(3), np.array([2.0, -0.5, 1e-3]), np.zeros(3), np.zeros(3), 1, 0.1
     )
     np.testing.assert_allclose(phi, [-0.1, 0.1, -0.1], rtol=1e-4)

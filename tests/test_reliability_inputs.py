@@ -41,7 +41,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import lgutils
-from lgutils.core import dp, lqr, metrics, paths, seeding, validate
+from lgutils.core import dp, lqr, metrics, optim, paths, seeding, validate
 from lgutils.core.envs import LinearQuadraticEnv
 from lgutils.mpc import MPC, MPCSolveError, closed_loop, linear_quadratic_mpc
 from lgutils.mpc_reinforce import reinforce
@@ -772,7 +772,7 @@ def _(data):
 
 
 @spec(
-    "mpc_reinforce.adam_step",
+    "optim.adam_step",
     Arg("phi", "array", skip=("ndim_up",), also=("grad",)),
     Arg("grad", "array"),
     Arg("m", "array"),
@@ -784,7 +784,7 @@ def _(data):
 )
 def _(data):
     k = data.draw(st.integers(1, 6))
-    return reinforce.adam_step, {
+    return optim.adam_step, {
         "phi": matrix(data, (k,)),
         "grad": matrix(data, (k,)),
         "m": matrix(data, (k,)),

@@ -130,23 +130,6 @@ def test_reinforce_gradient_is_unbiased() -> None:
     assert se < 0.2 * abs(exact)  # the test has power
 
 
-def test_adam_step_matches_torch() -> None:
-    rng = np.random.default_rng(4)
-    p0 = rng.normal(size=(2, 3))
-    grads = rng.normal(size=(5, 2, 3))
-    p = p0.copy()
-    state: dict = {}
-    for g in grads:
-        p = rl.adam_step(p, g, state, lr=0.05)
-    tp = torch.tensor(p0, requires_grad=True, dtype=torch.float64)
-    opt = torch.optim.Adam([tp], lr=0.05, maximize=True)
-    for g in grads:
-        opt.zero_grad()
-        tp.grad = torch.tensor(g)
-        opt.step()
-    np.testing.assert_allclose(p, tp.detach().numpy(), rtol=1e-10)
-
-
 def test_reinforce_improves_and_approaches_lqr() -> None:
     env = scalar_env()
     _, K = lqr.dare(A, B, Q, R, gamma)

@@ -32,7 +32,7 @@ def metrics_dir() -> Path:
 
 
 def _plain(name: str, value: Any) -> Any:
-    """Convert numpy scalars and arrays to JSON values; reject NaN, infinity and objects."""
+    """Convert numpy scalars and arrays to JSON values; NaN and infinity become ``None``."""
     if isinstance(value, np.ndarray):
         value = value.tolist()
     if isinstance(value, np.generic):
@@ -44,9 +44,7 @@ def _plain(name: str, value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, str)):
         return value
     if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"metric {name!r} must be finite, got {value!r}")
-        return value
+        return value if math.isfinite(value) else None
     raise ValueError(
         f"metric {name!r} must be a number, bool, string, list or dict, got {type(value).__name__}"
     )
@@ -75,7 +73,10 @@ def record(notebook: str, values: dict[str, Any], directory: Path | None = None)
     notebook : str
         The notebook's name without extension, e.g. ``"08_mpc_reinforce"``.
     values : dict
-        Dotted key -> value. Existing keys are overwritten, others kept.
+        Dotted key -> value: numbers, bools, strings, ``None``, and lists, tuples, dicts and
+        numpy arrays of them. NaN and infinities are recorded as ``null`` (JSON has no such
+        numbers), e.g. the returns of a run that overflowed. Existing keys are overwritten,
+        others kept.
     directory : Path, optional
         Overrides :func:`metrics_dir`.
     """

@@ -34,6 +34,10 @@ __all__ = [
 ]
 
 MANIFEST_NAME = "MANIFEST.json"
+#: Where the artifacts are fetched from when lgutils runs outside a checkout of the book (on
+#: Colab, say), into :data:`DOWNLOAD_CACHE`; ``LGUTILS_DATA_URL`` overrides it.
+DATA_URL = "https://raw.githubusercontent.com/local-global-learning/book/main/data"
+DOWNLOAD_CACHE = Path.home() / ".cache" / "lgutils" / "data"
 _VERSIONED = ("numpy", "scipy", "casadi", "gymnasium", "stable-baselines3", "torch", "lgutils")
 
 
@@ -65,9 +69,33 @@ def repo_root() -> Path:
 
 
 def data_dir() -> Path:
-    """The ``data/`` folder, overridable with the ``LGUTILS_DATA_DIR`` environment variable."""
+    """The ``data/`` folder, overridable with the ``LGUTILS_DATA_DIR`` environment variable.
+
+    Outside a checkout of the book it is :data:`DOWNLOAD_CACHE`, which :func:`data_path` fills
+    from :data:`DATA_URL` on first use.
+    """
     env = os.environ.get("LGUTILS_DATA_DIR")
-    return Path(env) if env else repo_root() / "data"
+    if env:
+        return Path(env)
+    local = repo_root() / "data"
+    return local if local.is_dir() else DOWNLOAD_CACHE
+
+
+def _download(name: str, root: Path) -> None:
+    """Fetch ``name`` (relative to ``data/``) from :data:`DATA_URL` into ``root``."""
+    import urllib.request
+
+    url = f"{os.environ.get('LGUTILS_DATA_URL', DATA_URL).rstrip('/')}/{name}"
+    dst = root / name
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310 (a fixed https URL)
+            dst.write_bytes(response.read())
+    except OSError as exc:
+        raise MissingArtifactError(
+            f"data artifact {name!r} is not in a checkout of the book and could not be fetched "
+            f"from {url} ({exc}); clone the repository or set LGUTILS_DATA_DIR"
+        ) from exc
 
 
 def _as_path(name: str, value: object) -> Path:
@@ -145,6 +173,9 @@ def data_path(name: str, root: Path | None = None) -> Path:
             f"got {name!r}"
         )
     root = _root(root)
+    if root == DOWNLOAD_CACHE and not (root / name).exists():
+        _download(MANIFEST_NAME, root)
+        _download(name, root)
     entries = load_manifest(root)
     path = root / name
     entry = entries.get(name)

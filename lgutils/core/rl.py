@@ -28,6 +28,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from tqdm.auto import tqdm
 
 from lgutils.core.envs import LinearQuadraticEnv
+from lgutils.core.optim import adam_step
 from lgutils.core.validate import (
     as_array,
     as_matrix,
@@ -49,7 +50,6 @@ __all__ = [
     "discounted_returns_to_go",
     "gaussian_score",
     "reinforce_gradient",
-    "adam_step",
     "reinforce",
     "evaluate_policy",
     "sb3_policy",
@@ -385,31 +385,6 @@ def reinforce_gradient(
     return np.einsum("ntij,nt->ij", score, weighted - baseline) / N
 
 
-def adam_step(
-    param: np.ndarray,
-    grad: np.ndarray,
-    state: dict,
-    lr: float,
-    betas: tuple[float, float] = (0.9, 0.999),
-    eps: float = 1e-8,
-) -> np.ndarray:
-    """One Adam step that *ascends* ``grad``; ``state`` (a dict, initially empty) is updated in place.
-
-    Returns the new parameter (same shape as ``param``).
-    """
-    param = as_array("param", param)
-    grad = as_array("grad", grad, param.shape)
-    lr = check_in_open_interval("lr", lr, 0.0, np.inf)
-    b1, b2 = betas
-    t = state.get("t", 0) + 1
-    m = b1 * state.get("m", np.zeros_like(param)) + (1 - b1) * grad
-    v = b2 * state.get("v", np.zeros_like(param)) + (1 - b2) * grad**2
-    state.update(t=t, m=m, v=v)
-    m_hat = m / (1 - b1**t)
-    v_hat = v / (1 - b2**t)
-    return param + lr * m_hat / (np.sqrt(v_hat) + eps)
-
-
 def reinforce(
     env: LinearQuadraticEnv,
     K0: np.ndarray,
@@ -454,7 +429,7 @@ def reinforce(
     batch_size = check_positive_int("batch_size", batch_size, 2)
     seed = check_positive_int("seed", seed, 0)
     rng = np.random.default_rng(seed)
-    state: dict = {}
+    m, v = np.zeros_like(K), np.zeros_like(K)
     Ks, returns = [K.copy()], []
     for _ in tqdm(range(n_iterations), desc="REINFORCE", disable=not progress):
         gain = K.copy()
@@ -465,7 +440,7 @@ def reinforce(
         traj = env.simulate(policy, batch_size, seed=int(rng.integers(2**32)))
         grad = reinforce_gradient(traj.states, traj.actions, traj.rewards, K, sigma, gamma)
         returns.append(float(np.mean(traj.rewards @ gamma ** np.arange(traj.rewards.shape[1]))))
-        K = adam_step(K, grad, state, learning_rate)
+        K, m, v = adam_step(K, -grad, m, v, len(Ks), learning_rate)  # ascent on J
         Ks.append(K.copy())
     return ReinforceResult(K, np.array(Ks), np.array(returns), n_iterations * batch_size)
 

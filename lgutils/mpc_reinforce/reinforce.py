@@ -41,6 +41,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from lgutils.core.envs import CASE_STUDY_B
+from lgutils.core.optim import adam_kernel
 from lgutils.core.seeding import spawn_seeds
 from lgutils.core.validate import (
     as_array,
@@ -70,7 +71,6 @@ __all__ = [
     "mpc_gain_vjp",
     "surrogate_gradient",
     "clip_global_norm",
-    "adam_step",
     "reinforce_update",
     "ReinforceRuns",
     "run_reinforce",
@@ -850,62 +850,6 @@ def _clip(g: np.ndarray, max_norm: float) -> tuple[np.ndarray, np.ndarray]:
     return g * coef[:, None], norm
 
 
-def adam_step(
-    phi: np.ndarray,
-    grad: np.ndarray,
-    m: np.ndarray,
-    v: np.ndarray,
-    step: int,
-    lr: float,
-    betas: tuple[float, float] = (0.9, 0.999),
-    eps: float = 1e-8,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One Adam step (Kingma & Ba), the arithmetic of ``torch.optim.Adam`` with its defaults.
-
-    ``m <- b1 m + (1 - b1) g``, ``v <- b2 v + (1 - b2) g^2``,
-    ``phi <- phi - lr / (1 - b1^k) * m / (sqrt(v) / sqrt(1 - b2^k) + eps)``.
-
-    Parameters
-    ----------
-    phi, grad, m, v : array_like, same shape
-        Parameters, gradient (of the loss, minimised), first and second moment estimates.
-    step : int
-        The step count k >= 1 (after incrementing).
-    lr : float
-        Learning rate > 0.
-    betas : (float, float)
-        Moment decay rates in [0, 1).
-    eps : float
-        Denominator guard > 0.
-
-    Returns
-    -------
-    (phi, m, v) : the updated arrays.
-    """
-    phi = as_array("phi", phi)
-    grad = as_array("grad", grad, phi.shape)
-    m = as_array("m", m, phi.shape)
-    v = as_array("v", v, phi.shape)
-    if np.any(v < 0):
-        raise ValueError(f"v (Adam's second moment estimate) must be >= 0, got {v!r}")
-    step = check_positive_int("step", step)
-    lr = check_in_open_interval("lr", lr, 0.0, np.inf)
-    if isinstance(betas, (str, bytes)) or np.ndim(betas) != 1 or len(betas) != 2:
-        raise ValueError(f"betas must be a pair (b1, b2) of numbers in [0, 1), got {betas!r}")
-    b1, b2 = (check_in_open_interval(f"betas[{i}]", b, -1e-300, 1.0) for i, b in enumerate(betas))
-    eps = check_in_open_interval("eps", eps, 0.0, np.inf)
-    return _adam(phi, grad, m, v, step, lr, b1, b2, eps)
-
-
-def _adam(phi, grad, m, v, step, lr, b1, b2, eps):
-    m = b1 * m + (1.0 - b1) * grad
-    v = b2 * v + (1.0 - b2) * grad * grad
-    bc1 = 1.0 - b1**step
-    bc2 = 1.0 - b2**step
-    denom = np.sqrt(v) / np.sqrt(bc2) + eps
-    return phi - (lr / bc1) * m / denom, m, v
-
-
 class _Settings(NamedTuple):
     horizon_mpc: int
     batch_size: int
@@ -921,7 +865,7 @@ def _step(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Clip the gradient's global norm, take an Adam step, clamp the parameters."""
     grad, norm = _clip(grad, cfg.max_grad_norm)
-    phi, m, v = _adam(phi, grad, m, v, step, cfg.lr, 0.9, 0.999, 1e-8)
+    phi, m, v = adam_kernel(phi, grad, m, v, step, cfg.lr, 0.9, 0.999, 1e-8)
     return np.clip(phi, -cfg.clamp, cfg.clamp), m, v, norm
 
 
