@@ -168,3 +168,165 @@ def lock_mismatches(
     if "python=3.11" not in env.read_text():
         problems.append("environment.yml must ask for python=3.11")
     return problems
+
+
+# --- size and structure rules of lgutils and the chapters -------------------------------------
+
+MAX_MODULE_LINES = 700
+MAX_FUNCTION_LINES = 80
+MAX_CELL_LINES = 30
+#: Modules that may be imported inside a function: optional or heavy dependencies that most
+#: callers of the function's module never need.
+LAZY_IMPORTS = ("torch", "stable_baselines3", "tqdm", "joblib", "dask", "distributed", "urllib")
+
+
+def package_modules(package: Path = ROOT / "lgutils") -> list[Path]:
+    """Every module of the package."""
+    return sorted(package.rglob("*.py"))
+
+
+def _module_name(path: Path, root: Path = ROOT) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def long_modules(paths: list[Path], limit: int = MAX_MODULE_LINES) -> list[str]:
+    """Modules longer than ``limit`` lines."""
+    out = []
+    for p in paths:
+        n = len(p.read_text().splitlines())
+        if n > limit:
+            out.append(f"{p.name}: {n} lines > {limit}")
+    return out
+
+
+def _body_lines(node) -> int:
+    """Lines of a function's body, its docstring excluded."""
+    import ast
+
+    body = node.body
+    if (
+        body
+        and isinstance(body[0], ast.Expr)
+        and isinstance(body[0].value, ast.Constant)
+        and isinstance(body[0].value.value, str)
+    ):
+        body = body[1:]
+    if not body:
+        return 0
+    return node.end_lineno - body[0].lineno + 1
+
+
+def long_functions(paths: list[Path], limit: int = MAX_FUNCTION_LINES) -> list[str]:
+    """Functions (and methods) whose body, docstring excluded, is longer than ``limit`` lines."""
+    import ast
+
+    out = []
+    for p in paths:
+        tree = ast.parse(p.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                n = _body_lines(node)
+                if n > limit:
+                    out.append(f"{p.name}:{node.lineno} {node.name}: {n} lines > {limit}")
+    return out
+
+
+def long_cells(notebook: Path, limit: int = MAX_CELL_LINES) -> list[str]:
+    """Code cells longer than ``limit`` lines, the Colab and `parameters` cells aside."""
+    nb = json.loads(notebook.read_text())
+    out = []
+    for i, cell in enumerate(nb["cells"]):
+        if cell["cell_type"] != "code" or {"parameters", "remove-cell"} & set(_tags(cell)):
+            continue
+        n = len("".join(cell["source"]).splitlines())
+        if n > limit:
+            out.append(f"{notebook.name}: cell {i} has {n} lines > {limit}")
+    return out
+
+
+def _imports(path: Path, root: Path = ROOT):
+    """``(module imported, names, at module level?)`` for each import of a module of the package."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    top = set(map(id, tree.body))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name, [], id(node) in top, node.lineno
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            yield node.module, [a.name for a in node.names], id(node) in top, node.lineno
+
+
+def import_graph(paths: list[Path], root: Path = ROOT) -> dict[str, set[str]]:
+    """Module-level imports between the package's modules: module -> modules it imports."""
+    names = {_module_name(p, root) for p in paths}
+    graph: dict[str, set[str]] = {}
+    for p in paths:
+        me = _module_name(p, root)
+        deps = graph.setdefault(me, set())
+        for mod, items, _, _ in _imports(p, root):
+            for target in [mod] + [f"{mod}.{i}" for i in items]:
+                if target in names and target != me:
+                    deps.add(target)
+    return graph
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Cycles of the import graph (each as a list of modules), found by depth-first search.
+
+    A package's ``__init__`` that re-exports its own modules is not a cycle.
+    """
+    cycles, state = [], {}
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        stack.append(node)
+        for dep in sorted(graph.get(node, ())):
+            if node.startswith(dep + "."):  # a module importing its own package's __init__
+                continue
+            if state.get(dep) == 1:
+                cycles.append(stack[stack.index(dep) :] + [dep])
+            elif dep not in state:
+                visit(dep, stack)
+        stack.pop()
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [])
+    return cycles
+
+
+def private_imports(paths: list[Path], root: Path = ROOT) -> list[str]:
+    """Imports of another module's private (underscore) names."""
+    out = []
+    for p in paths:
+        for mod, items, _, line in _imports(p, root):
+            if (root / mod.split(".")[0]).is_dir():
+                out += [
+                    f"{p.name}:{line} imports {mod}.{i}"
+                    for i in items
+                    if i.startswith("_")
+                    and not i.startswith("__")
+                    and not (root / mod.replace(".", "/") / f"{i}.py").exists()  # a module
+                ]
+    return out
+
+
+def function_level_imports(paths: list[Path], root: Path = ROOT) -> list[str]:
+    """Imports inside functions, other than of the optional heavy modules of :data:`LAZY_IMPORTS`.
+
+    ``getting_started`` is exempt: checking that the stack imports is its purpose.
+    """
+    out = []
+    for p in paths:
+        if p.stem == "getting_started":
+            continue
+        for mod, _, at_top, line in _imports(p, root):
+            if not at_top and mod.split(".")[0] not in LAZY_IMPORTS:
+                out.append(f"{p.name}:{line} imports {mod} inside a function")
+    return out

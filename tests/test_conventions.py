@@ -9,8 +9,16 @@ from pathlib import Path
 import pytest
 from _conventions import (
     ROOT,
+    function_level_imports,
+    import_cycles,
+    import_graph,
     lock_mismatches,
+    long_cells,
+    long_functions,
+    long_modules,
     output_problems,
+    package_modules,
+    private_imports,
     smoke_parameters,
     structure_problems,
     toc_mismatches,
@@ -136,3 +144,121 @@ def test_detects_lock_out_of_sync(tmp_path: Path) -> None:
         "dependencies:\n  - python=3.11\n  - pip:\n      - numpy==2.0.1\n      - scipy==1.0\n"
     )
     assert lock_mismatches(lock, env) == ["numpy: lock 2.0.0 but environment.yml 2.0.1"]
+
+
+# --- size and structure rules (issue: a thin lgutils and chapters that teach) -----------------
+# Each rule holds for the whole package and every chapter; the tests below it show that each
+# check finds a violation when there is one.
+
+MODULES = package_modules()
+CODE = (
+    MODULES + sorted((ROOT / "scripts").glob("*.py")) + sorted((ROOT / "benchmarks").glob("*.py"))
+)
+
+#: What the restructuring in progress has not yet brought under the rules: a module or
+#: function by file name (and function name), a chapter by notebook stem, an import problem by
+#: file name. An entry goes when its module or chapter is restructured; a test fails on a
+#: violation not listed here and on an entry that no longer violates (so the list only shrinks).
+PENDING = {
+    "modules": {"exploration.py", "controller.py", "torch_mpc.py", "reinforce.py"},
+    "functions": {
+        "controller.py __init__",
+        "controller.py _build",
+        "controller.py _solve",
+        "controller.py _batch",
+        "scenario.py __init__",
+        "train.py train_cstr",
+    },
+    "cells": {
+        "01_mdp",
+        "02_dynamic_programming",
+        "03_reinforcement_learning",
+        "04_mpc_function_approximator",
+        "05_local_global",
+        "06_practical_optimisation",
+        "07_value_function_mpc",
+        "08_mpc_reinforce",
+        "09_mpc_in_rl_library",
+        "10_exploration",
+        "11_evaluation",
+    },
+    "cycles": {"reinforce.py", "bounded.py"},
+    "private": {"exploration.py", "bounded.py"},
+    "lazy": {"nn.py", "torch_mpc.py", "bounded.py", "reinforce.py", "agents.py", "train.py"},
+}
+
+
+def _ratchet(rule: str, problems: list[str], key) -> None:
+    """No problem outside ``PENDING[rule]``, and every pending entry still a problem."""
+    found = {key(p) for p in problems}
+    assert found - PENDING[rule] == set(), [p for p in problems if key(p) not in PENDING[rule]]
+    assert PENDING[rule] - found == set(), "these comply now: remove them from PENDING"
+
+
+def _file(problem: str) -> str:
+    return problem.split(":")[0]
+
+
+def test_no_module_over_700_lines() -> None:
+    _ratchet("modules", long_modules(MODULES), _file)
+
+
+def test_no_function_body_over_80_lines() -> None:
+    _ratchet(
+        "functions",
+        long_functions(CODE),
+        lambda p: f"{_file(p)} {p.split(' ')[1].rstrip(':')}",
+    )
+
+
+def test_no_chapter_code_cell_over_30_lines() -> None:
+    problems = [msg for nb in NOTEBOOKS for msg in long_cells(nb)]
+    _ratchet("cells", problems, lambda p: _file(p).removesuffix(".ipynb"))
+
+
+def test_no_import_cycle() -> None:
+    cycles = import_cycles(import_graph(MODULES))
+    files = [f"{m.rsplit('.', 1)[-1]}.py: in cycle {c}" for c in cycles for m in c]
+    _ratchet("cycles", files, _file)
+
+
+def test_no_import_of_private_names() -> None:
+    _ratchet("private", private_imports(MODULES), _file)
+
+
+def test_function_level_imports_only_for_optional_heavy_modules() -> None:
+    _ratchet("lazy", function_level_imports(MODULES), _file)
+
+
+def test_size_checks_find_violations(tmp_path: Path) -> None:
+    big = tmp_path / "big.py"
+    body = "\n".join(f"    x{i} = {i}" for i in range(81))
+    big.write_text(f'def f():\n    """Doc."""\n{body}\n' + "\n" * 700)
+    assert long_modules([big]) and long_functions([big])
+    ok = tmp_path / "ok.py"
+    ok.write_text('def f():\n    """' + "doc\n" * 200 + '"""\n    return 1\n')
+    assert long_modules([ok]) == [] and long_functions([ok]) == []  # docstrings do not count
+
+
+def test_cell_check_finds_a_long_cell(notebook_copy: Path) -> None:
+    assert long_cells(notebook_copy) == []
+
+    def lengthen(nb: dict) -> None:
+        cell = [c for c in nb["cells"] if c["cell_type"] == "code"][-1]
+        cell["source"] = "\n".join(f"x{i} = {i}" for i in range(31))
+
+    _edit(notebook_copy, lengthen)
+    assert len(long_cells(notebook_copy)) == 1
+
+
+def test_import_checks_find_cycles_private_names_and_lazy_imports(tmp_path: Path) -> None:
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from pkg.b import g\n\ndef f():\n    import json\n")
+    (pkg / "b.py").write_text("from pkg.a import _private\n\ndef g():\n    import torch\n")
+    mods = package_modules(pkg)
+    graph = import_graph(mods, root=tmp_path)
+    assert import_cycles(graph) == [["pkg.a", "pkg.b", "pkg.a"]]
+    assert private_imports(mods, root=tmp_path) == ["b.py:1 imports pkg.a._private"]
+    assert function_level_imports(mods, root=tmp_path) == ["a.py:4 imports json inside a function"]
