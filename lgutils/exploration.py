@@ -47,7 +47,7 @@ from tqdm.auto import tqdm
 from lgutils.core import lqr
 from lgutils.core.rl import (
     Transitions,
-    _floored_schur,
+    floored_schur,
     max_q,
     quadratic_features,
     quadratic_to_theta,
@@ -490,7 +490,7 @@ def value_weight(H: Any, n: int) -> np.ndarray:
 
 def _schur(H: np.ndarray, n: int) -> np.ndarray:
     """``H_xx - H_xu H_uu^{-1} H_ux`` with H_uu's eigenvalues floored as in lgutils.core.rl.max_q."""
-    S = _floored_schur(H, n)
+    S = floored_schur(H, n)
     return 0.5 * (S + S.T)
 
 

@@ -183,7 +183,7 @@ PENDING = {
         "11_evaluation",
     },
     "cycles": {"reinforce.py", "bounded.py"},
-    "private": {"exploration.py", "bounded.py"},
+    "private": {"bounded.py"},
     "lazy": {"nn.py", "torch_mpc.py", "bounded.py", "reinforce.py", "agents.py", "train.py"},
 }
 

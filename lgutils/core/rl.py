@@ -44,6 +44,7 @@ __all__ = [
     "theta_to_quadratic",
     "quadratic_to_theta",
     "max_q",
+    "floored_schur",
     "bellman_loss",
     "collect_transitions",
     "fitted_q_iteration",
@@ -177,12 +178,16 @@ def max_q(H: np.ndarray, c: float, x: np.ndarray, n: int) -> np.ndarray:
     """
     H = as_matrix("H", H)
     x = as_array("x", x, (None, n))
-    S = _floored_schur(H, n)
+    S = floored_schur(H, n)
     return -(np.einsum("ni,ij,nj->n", x, S, x) + float(c))
 
 
-def _floored_schur(H: np.ndarray, n: int) -> np.ndarray:
-    """``H_xx - H_xu H_uu^{-1} H_ux`` with H_uu's eigenvalues floored as documented in max_q."""
+def floored_schur(H: np.ndarray, n: int) -> np.ndarray:
+    """``H_xx - H_xu H_uu^{-1} H_ux`` with H_uu's eigenvalues floored as documented in :func:`max_q`.
+
+    The quadratic ``max_u`` of a Q-function ``[x; u]^T H [x; u]`` (shape (n, n)); no checks (a
+    kernel for :func:`max_q` and the exploration chapter's value weights).
+    """
     Huu = 0.5 * (H[n:, n:] + H[n:, n:].T)
     lam, V = np.linalg.eigh(Huu)
     floor = 1e-6 * max(1.0, float(np.max(np.abs(lam))))
