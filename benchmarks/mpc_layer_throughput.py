@@ -37,7 +37,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from lgutils.mpc import linear_quadratic_mpc  # noqa: E402
+from lgutils.mpc import Bounds, linear_quadratic_mpc  # noqa: E402
 from lgutils.mpc_in_rl_library import torch_mpc  # noqa: E402
 from lgutils.mpc_reinforce import reinforce  # noqa: E402
 
@@ -66,7 +66,7 @@ def main() -> None:
 
     # an input-constrained MPC: the same system with |u| <= 1 (LQ weights learnable too)
     env = reinforce.case_b()
-    bounded = linear_quadratic_mpc(4, 1, 5, terminal_cost=False, u_lb=-1.0, u_ub=1.0)
+    bounded = linear_quadratic_mpc(4, 1, 5, terminal_cost=False, bounds=Bounds(u_lb=-1.0, u_ub=1.0))
     A, B = reinforce.split_phi(phi, 4, 1)
     phi_b = bounded.flatten_phi({"A": A, "B": B, "Q": env.Q, "R": env.R})
     cases = [(f"case B, {k}", s, phi) for k, s in solvers.items()]

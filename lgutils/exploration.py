@@ -63,7 +63,16 @@ from lgutils.core.validate import (
     check_probability,
     check_psd,
 )
-from lgutils.mpc import MPC, PRIMAL_DUAL_WARM_START, closed_loop
+from lgutils.mpc import (
+    MPC,
+    PRIMAL_DUAL_WARM_START,
+    Bounds,
+    Constraints,
+    Cost,
+    Model,
+    SolverOptions,
+    closed_loop,
+)
 
 __all__ = [
     "STRATEGIES",
@@ -354,23 +363,26 @@ def exploration_mpc(
         return cost
 
     return MPC(
-        2,
-        1,
-        horizon,
-        dynamics=lambda x, u, p: ca.mtimes(A, x) + ca.mtimes(B, u),
-        stage_cost=lambda x, u, p: (
-            ca.bilin(Qw, x, x) + ca.bilin(Rw, u, u) + ca.dot(p["qx"], x) + ca.dot(p["qu"], u)
+        Model(2, 1, dynamics=lambda x, u, p: ca.mtimes(A, x) + ca.mtimes(B, u)),
+        Cost(
+            stage=lambda x, u, p: (
+                ca.bilin(Qw, x, x) + ca.bilin(Rw, u, u) + ca.dot(p["qx"], x) + ca.dot(p["qu"], u)
+            ),
+            terminal=terminal,
+            discount=problem.gamma,
         ),
-        terminal_cost=terminal,
+        horizon,
         params=params,
-        soft_constraints=lambda x, u, p, k: [x[1] - limit] if k > 0 else [],
-        terminal_soft_constraints=lambda x, p: [x[1] - limit],
-        soft_linear=_SLACK_PENALTY,
-        soft_quadratic=_SLACK_PENALTY,
-        u_lb=[-problem.u_max],
-        u_ub=[problem.u_max],
-        discount=problem.gamma,
-        ipopt_options=PRIMAL_DUAL_WARM_START if ipopt_options is None else ipopt_options,
+        constraints=Constraints(
+            soft=lambda x, u, p, k: [x[1] - limit] if k > 0 else [],
+            terminal_soft=lambda x, p: [x[1] - limit],
+            soft_linear=_SLACK_PENALTY,
+            soft_quadratic=_SLACK_PENALTY,
+        ),
+        bounds=Bounds(u_lb=[-problem.u_max], u_ub=[problem.u_max]),
+        solver=SolverOptions(
+            ipopt=PRIMAL_DUAL_WARM_START if ipopt_options is None else ipopt_options
+        ),
     )
 
 

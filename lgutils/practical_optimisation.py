@@ -27,7 +27,15 @@ import numpy as np
 import scipy.linalg
 
 from lgutils.core.validate import as_array, check_in_open_interval, check_positive_int
-from lgutils.mpc import MPC, PRIMAL_DUAL_WARM_START, closed_loop
+from lgutils.mpc import (
+    MPC,
+    PRIMAL_DUAL_WARM_START,
+    Bounds,
+    Cost,
+    Model,
+    SolverOptions,
+    closed_loop,
+)
 
 __all__ = [
     "WARM_STARTS",
@@ -39,7 +47,7 @@ __all__ = [
 ]
 
 #: The warm-start strategies compared: name -> (MPC warm_start flag, IPOPT options of the
-#: warm-started solves, ``MPC(warm_ipopt_options=...)``; the first, cold solve keeps IPOPT's
+#: warm-started solves, ``SolverOptions(warm_ipopt=...)``; the first, cold solve keeps IPOPT's
 #: defaults).
 WARM_STARTS: dict[str, tuple[bool, dict[str, Any]]] = {
     "cold": (False, {}),
@@ -76,7 +84,7 @@ def random_mlp(n_in: int, hidden: int, depth: int = 2, seed: int = 0) -> ca.Func
     """A random tanh MLP ``R^n_in -> R`` as a CasADi function (Glorot-scaled Gaussian weights).
 
     The layers are dense matrix products on MX symbols, so the network stays a handful of
-    matrix operations inside the NLP (build the MPC with ``solver_options={"expand": False}``;
+    matrix operations inside the NLP (build the MPC with ``SolverOptions(nlpsol={"expand": False})``;
     expanding to scalar SX operations costs seconds for wide layers).
 
     Parameters
@@ -146,19 +154,13 @@ def mass_chain_mpc(
         return quad if nn is None else quad + ca.sumsqr(nn(x))
 
     mpc = MPC(
-        nx,
-        1,
+        Model(nx, 1, dynamics=lambda x, u, p: ca.mtimes(ca.DM(A), x) + ca.mtimes(ca.DM(B), u)),
+        Cost(stage=lambda x, u, p: ca.sumsqr(x) + 0.1 * ca.sumsqr(u), terminal=terminal),
         horizon,
-        dynamics=lambda x, u, p: ca.mtimes(ca.DM(A), x) + ca.mtimes(ca.DM(B), u),
-        stage_cost=lambda x, u, p: ca.sumsqr(x) + 0.1 * ca.sumsqr(u),
-        terminal_cost=terminal,
-        u_lb=-0.5,
-        u_ub=0.5,
-        x_lb=np.full(nx, -4.0),
-        x_ub=np.full(nx, 4.0),
-        warm_start=flag,
-        warm_ipopt_options=opts or None,
-        solver_options={"expand": nn is None},
+        bounds=Bounds(u_lb=-0.5, u_ub=0.5, x_lb=np.full(nx, -4.0), x_ub=np.full(nx, 4.0)),
+        solver=SolverOptions(
+            warm_start=flag, warm_ipopt=opts or None, nlpsol={"expand": nn is None}
+        ),
     )
     return mpc, A, B
 

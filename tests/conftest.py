@@ -66,17 +66,15 @@ def book_metrics(notebook: str) -> dict:
 def casadi_mpc():
     """Case study B's MPC (4 states, 1 input, horizon 5, parameters A and B) built directly
     from :class:`lgutils.mpc.MPC`, independently of the closed forms it is checked against."""
-    from lgutils.mpc import MPC
+    from lgutils.mpc import MPC, Cost, Model, SolverOptions
     from lgutils.mpc_reinforce import reinforce
 
     env = reinforce.case_b()
     Q, R = env.Q, env.R
     return MPC(
-        4,
-        1,
+        Model(4, 1, dynamics=lambda x, u, p: p["A"] @ x + p["B"] @ u),
+        Cost(lambda x, u, p: x.T @ Q @ x + u.T @ R @ u),
         5,
-        dynamics=lambda x, u, p: p["A"] @ x + p["B"] @ u,
-        stage_cost=lambda x, u, p: x.T @ Q @ x + u.T @ R @ u,
         params={"A": (4, 4), "B": (4, 1)},
-        ipopt_options={"tol": 1e-12},
+        solver=SolverOptions(ipopt={"tol": 1e-12}),
     )

@@ -16,7 +16,7 @@ from lgutils.local_global import (
     point_mass,
     waypoint_guess,
 )
-from lgutils.mpc import MPC
+from lgutils.mpc import MPC, Cost, Model, SolverOptions
 
 A = np.array([[1.1, 0.3], [0.0, 0.9]])
 B = np.array([[0.0], [1.0]])
@@ -25,15 +25,15 @@ Q, R, GAMMA = np.eye(2), np.eye(1), 0.9
 
 def one_step_mpc() -> MPC:
     return MPC(
-        2,
+        Model(2, 1, dynamics=lambda x, u, p: A @ x + B @ u),
+        Cost(
+            lambda x, u, p: ca.sumsqr(x) + ca.sumsqr(u),
+            terminal=lambda x, p: ca.bilin(p["P"], x, x),
+            discount=GAMMA,
+        ),
         1,
-        1,
-        dynamics=lambda x, u, p: A @ x + B @ u,
-        stage_cost=lambda x, u, p: ca.sumsqr(x) + ca.sumsqr(u),
-        terminal_cost=lambda x, p: ca.bilin(p["P"], x, x),
         params={"P": (2, 2)},
-        discount=GAMMA,
-        ipopt_options={"tol": 1e-12},
+        solver=SolverOptions(ipopt={"tol": 1e-12}),
     )
 
 

@@ -10,7 +10,19 @@ import scipy.linalg as sla
 from scipy.integrate import solve_ivp
 from scipy.optimize import minimize
 
-from lgutils.mpc import MPC, MPCSolveError, collocation_coefficients, discretize
+from lgutils.mpc import (
+    MPC,
+    Bounds,
+    Constraints,
+    Cost,
+    Model,
+    MPCSolveError,
+    Params,
+    SolverOptions,
+    collocation_coefficients,
+    discretize,
+    sensitivity,
+)
 
 TIGHT = {"tol": 1e-12}
 
@@ -31,18 +43,20 @@ def random_stabilisable(
             return A, B
 
 
-def lq_mpc(nx: int, nu: int, H: int, discount: float = 1.0, **kw) -> MPC:
+def lq_mpc(
+    nx: int, nu: int, H: int, discount: float = 1.0, bounds: Bounds | None = None, **nlpsol
+) -> MPC:
     return MPC(
-        nx,
-        nu,
+        Model(nx, nu, dynamics=lambda x, u, p: p["A"] @ x + p["B"] @ u),
+        Cost(
+            stage=lambda x, u, p: ca.bilin(p["Q"], x, x) + ca.bilin(p["R"], u, u),
+            terminal=lambda x, p: ca.bilin(p["P"], x, x),
+            discount=discount,
+        ),
         H,
-        dynamics=lambda x, u, p: p["A"] @ x + p["B"] @ u,
-        stage_cost=lambda x, u, p: ca.bilin(p["Q"], x, x) + ca.bilin(p["R"], u, u),
-        terminal_cost=lambda x, p: ca.bilin(p["P"], x, x),
         params={"A": (nx, nx), "B": (nx, nu), "Q": (nx, nx), "R": (nu, nu), "P": (nx, nx)},
-        discount=discount,
-        ipopt_options=TIGHT,
-        **kw,
+        bounds=bounds,
+        solver=SolverOptions(ipopt=TIGHT, nlpsol=nlpsol),
     )
 
 
@@ -152,17 +166,16 @@ def test_sensitivities_with_active_state_constraint_match_finite_differences():
     A = np.array([[1.0, 0.1], [0.0, 1.0]])
     B = np.array([[0.005], [0.1]])
     mpc = MPC(
-        2,
-        1,
+        Model(2, 1, dynamics=lambda x, u, p: p["A"] @ x + p["B"] @ u),
+        Cost(
+            lambda x, u, p: ca.sumsqr(x) + p["r"] * ca.sumsqr(u),
+            terminal=lambda x, p: 10 * ca.sumsqr(x),
+        ),
         10,
-        dynamics=lambda x, u, p: p["A"] @ x + p["B"] @ u,
-        stage_cost=lambda x, u, p: ca.sumsqr(x) + p["r"] * ca.sumsqr(u),
-        terminal_cost=lambda x, p: 10 * ca.sumsqr(x),
         params={"A": (2, 2), "B": (2, 1), "r": (), "vmax": ()},
-        u_lb=-5.0,
-        u_ub=5.0,
-        ineq_constraints=lambda x, u, p, k: -x[1] - p["vmax"] if k > 0 else [],
-        ipopt_options=TIGHT,
+        constraints=Constraints(ineq=lambda x, u, p, k: -x[1] - p["vmax"] if k > 0 else []),
+        bounds=Bounds(u_lb=-5.0, u_ub=5.0),
+        solver=SolverOptions(ipopt=TIGHT),
     )
     phi = {"A": A, "B": B, "r": 0.1, "vmax": 0.3}
     s = np.array([1.0, 0.0])
@@ -177,29 +190,22 @@ def test_sensitivities_with_active_state_constraint_match_finite_differences():
 # ------------------------------------------------------------------------------------------------
 # failures are explicit
 # ------------------------------------------------------------------------------------------------
-def scalar_mpc(**kw) -> MPC:
+def scalar_mpc(model: dict | None = None, **kw) -> MPC:
     return MPC(
-        1,
-        1,
+        Model(1, 1, dynamics=lambda x, u, p: x + u, **(model or {})),
+        Cost(stage=lambda x, u, p: x**2 + u**2),
         3,
-        dynamics=lambda x, u, p: x + u,
-        stage_cost=lambda x, u, p: x**2 + u**2,
         **kw,
     )
 
 
 def test_infeasible_problem_raises_with_status_state_and_phi():
     mpc = MPC(
-        1,
-        1,
+        Model(1, 1, dynamics=lambda x, u, p: p["a"] * x + u),
+        Cost(lambda x, u, p: x**2 + u**2),
         3,
-        dynamics=lambda x, u, p: p["a"] * x + u,
-        stage_cost=lambda x, u, p: x**2 + u**2,
         params={"a": ()},
-        u_lb=-0.1,
-        u_ub=0.1,
-        x_lb=-1.0,
-        x_ub=1.0,
+        bounds=Bounds(u_lb=-0.1, u_ub=0.1, x_lb=-1.0, x_ub=1.0),
     )
     with pytest.raises(MPCSolveError) as info:
         mpc.policy([5.0], phi={"a": 1.0})
@@ -213,19 +219,16 @@ def test_infeasible_problem_raises_with_status_state_and_phi():
 
 
 def test_action_outside_bounds_and_iteration_limit_raise():
-    mpc = scalar_mpc(u_lb=-1.0, u_ub=1.0)
+    mpc = scalar_mpc(bounds=Bounds(u_lb=-1.0, u_ub=1.0))
     with pytest.raises(MPCSolveError) as info:
         mpc.q_value([0.0], [2.0])
     assert info.value.status == "infeasible_fixed_data"
     np.testing.assert_array_equal(info.value.action, [2.0])
     nonlinear = MPC(
-        1,
-        1,
+        Model(1, 1, dynamics=lambda x, u, p: ca.sin(x) + u**3),
+        Cost(lambda x, u, p: (x - 1) ** 4 + u**2),
         5,
-        dynamics=lambda x, u, p: ca.sin(x) + u**3,
-        stage_cost=lambda x, u, p: (x - 1) ** 4 + u**2,
-        ipopt_options={"max_iter": 1},
-        warm_start=False,
+        solver=SolverOptions(ipopt={"max_iter": 1}, warm_start=False),
     )
     with pytest.raises(MPCSolveError) as info:
         nonlinear.policy([3.0])
@@ -233,7 +236,9 @@ def test_action_outside_bounds_and_iteration_limit_raise():
 
 
 def test_hard_constraint_on_fixed_data_raises_before_solving():
-    mpc = scalar_mpc(ineq_constraints=lambda x, u, p: x - 1.0)  # at k = 0 this involves only s
+    mpc = scalar_mpc(
+        constraints=Constraints(ineq=lambda x, u, p: x - 1.0)
+    )  # at k = 0 this involves only s
     assert mpc.policy([0.5]).success
     with pytest.raises(MPCSolveError) as info:
         mpc.policy([2.0])
@@ -249,16 +254,13 @@ def test_batched_and_one_at_a_time_agree():
     B = np.array([[0.005], [0.1]])
     phi = {"A": A, "B": B, "r": 0.1, "vmax": 0.3}
     mpc = MPC(
-        2,
-        1,
+        Model(2, 1, dynamics=lambda x, u, p: p["A"] @ x + p["B"] @ u),
+        Cost(lambda x, u, p: ca.sumsqr(x) + p["r"] * ca.sumsqr(u)),
         8,
-        dynamics=lambda x, u, p: p["A"] @ x + p["B"] @ u,
-        stage_cost=lambda x, u, p: ca.sumsqr(x) + p["r"] * ca.sumsqr(u),
         params={"A": (2, 2), "B": (2, 1), "r": (), "vmax": ()},
-        u_lb=-2.0,
-        u_ub=2.0,
-        ineq_constraints=lambda x, u, p, k: -x[1] - p["vmax"] if k > 0 else [],
-        ipopt_options={"tol": 1e-10},
+        constraints=Constraints(ineq=lambda x, u, p, k: -x[1] - p["vmax"] if k > 0 else []),
+        bounds=Bounds(u_lb=-2.0, u_ub=2.0),
+        solver=SolverOptions(ipopt={"tol": 1e-10}),
     )
     S = np.column_stack([rng.uniform(-1, 1, 12), rng.uniform(-0.1, 1, 12)])
     Acts = rng.uniform(-1, 1, size=(12, 1))
@@ -282,7 +284,7 @@ def test_batched_and_one_at_a_time_agree():
 
 
 def test_batch_failure_is_marked_or_raised():
-    mpc = scalar_mpc(u_lb=-0.1, u_ub=0.1, x_lb=-1.0, x_ub=1.0)
+    mpc = scalar_mpc(bounds=Bounds(u_lb=-0.1, u_ub=0.1, x_lb=-1.0, x_ub=1.0))
     S = np.array([[0.5], [5.0], [-0.2]])
     out = mpc.policy_batch(S, raise_on_failure=False)
     np.testing.assert_array_equal(out.success, [True, False, True])
@@ -311,9 +313,9 @@ def test_unknown_missing_or_misshaped_parameters_raise_value_error_naming_them()
     with pytest.raises(ValueError, match=r"s must be a vector of shape \(2,\)"):
         mpc.policy(np.zeros(3), phi=good)
     with pytest.raises(ValueError, match="integrator"):
-        scalar_mpc(integrator="euler", dt=0.1)
+        scalar_mpc(model={"integrator": "euler", "dt": 0.1})
     with pytest.raises(ValueError, match="stage_cost must return a scalar"):
-        MPC(2, 1, 2, dynamics=lambda x, u, p: x, stage_cost=lambda x, u, p: x)
+        MPC(Model(2, 1, dynamics=lambda x, u, p: x), Cost(lambda x, u, p: x), 2)
     # a flat vector in row-major order is the same as the dict
     flat = mpc.flatten_phi(good)
     np.testing.assert_array_equal(mpc.unflatten_phi(flat)["B"], good["B"])
@@ -323,11 +325,11 @@ def test_unknown_missing_or_misshaped_parameters_raise_value_error_naming_them()
 
 
 def test_changing_phi_does_not_rebuild_the_solver():
-    mpc = scalar_mpc(params={"w": ()}, default_phi={"w": 1.0})
-    solver = mpc._built["policy"]["solver"]
+    mpc = scalar_mpc(params=Params({"w": ()}, default={"w": 1.0}))
+    solver = mpc.problem("policy").solver
     mpc.policy([1.0])
     mpc.policy([1.0], phi={"w": 2.0})
-    assert mpc._built["policy"]["solver"] is solver
+    assert mpc.problem("policy").solver is solver
 
 
 # ------------------------------------------------------------------------------------------------
@@ -337,14 +339,10 @@ def test_move_penalty_matches_closed_form_least_squares():
     # x+ = x + u, cost sum x_k^2 + u_k^2 + w (u_k - u_{k-1})^2 + x_H^2; unconstrained QP in u
     H, w, s, u_prev = 4, 3.0, 1.5, -0.7
     mpc = MPC(
-        1,
-        1,
+        Model(1, 1, dynamics=lambda x, u, p: x + u),
+        Cost(lambda x, u, p: x**2 + u**2, terminal=lambda x, p: x**2, move_weight=[w]),
         H,
-        dynamics=lambda x, u, p: x + u,
-        stage_cost=lambda x, u, p: x**2 + u**2,
-        terminal_cost=lambda x, p: x**2,
-        move_weight=[w],
-        ipopt_options=TIGHT,
+        solver=SolverOptions(ipopt=TIGHT),
     )
     # residual vector r(u) = M u + c, cost = |r|^2
     L = np.tril(np.ones((H, H)))  # x_{k+1} = s + sum_{j<=k} u_j
@@ -367,14 +365,11 @@ def test_move_penalty_matches_closed_form_least_squares():
 def test_stage_dependent_equality_applies_at_stage_zero_only():
     # two copies of a scalar system (a 2-scenario tree): the inputs must agree at k = 0 only
     mpc = MPC(
-        2,
-        2,
+        Model(2, 2, dynamics=lambda x, u, p: ca.vertcat(1.0 * x[0] + u[0], 2.0 * x[1] + u[1])),
+        Cost(lambda x, u, p: ca.sumsqr(x) + ca.sumsqr(u), terminal=lambda x, p: ca.sumsqr(x)),
         3,
-        dynamics=lambda x, u, p: ca.vertcat(1.0 * x[0] + u[0], 2.0 * x[1] + u[1]),
-        stage_cost=lambda x, u, p: ca.sumsqr(x) + ca.sumsqr(u),
-        terminal_cost=lambda x, p: ca.sumsqr(x),
-        eq_constraints=lambda x, u, p, k: u[0] - u[1] if k == 0 else [],
-        ipopt_options=TIGHT,
+        constraints=Constraints(eq=lambda x, u, p, k: u[0] - u[1] if k == 0 else []),
+        solver=SolverOptions(ipopt=TIGHT),
     )
     res = mpc.policy([1.0, 1.0])
     assert res.u_pred[0, 0] == pytest.approx(res.u_pred[0, 1], abs=1e-9)
@@ -389,19 +384,17 @@ def test_soft_constraint_matches_scipy_optimiser():
     # x+ = x + u with |u| <= 0.2 cannot keep x <= 0.5 from x0 = 1: the soft constraint gives way
     H, lin, quad = 3, 2.0, 5.0
     mpc = MPC(
-        1,
-        1,
+        Model(1, 1, dynamics=lambda x, u, p: x + u),
+        Cost(lambda x, u, p: 0.1 * u**2, terminal=lambda x, p: x**2),
         H,
-        dynamics=lambda x, u, p: x + u,
-        stage_cost=lambda x, u, p: 0.1 * u**2,
-        terminal_cost=lambda x, p: x**2,
-        u_lb=-0.2,
-        u_ub=0.2,
-        soft_constraints=lambda x, u, p, k: x - 0.5 if k > 0 else [],
-        terminal_soft_constraints=lambda x, p: x - 0.5,
-        soft_linear=lin,
-        soft_quadratic=quad,
-        ipopt_options=TIGHT,
+        constraints=Constraints(
+            soft=lambda x, u, p, k: x - 0.5 if k > 0 else [],
+            terminal_soft=lambda x, p: x - 0.5,
+            soft_linear=lin,
+            soft_quadratic=quad,
+        ),
+        bounds=Bounds(u_lb=-0.2, u_ub=0.2),
+        solver=SolverOptions(ipopt=TIGHT),
     )
     res = mpc.policy([1.0])
 
@@ -442,16 +435,10 @@ def ode(x, u, p):
 def test_continuous_time_predictions_agree_with_solve_ivp(integrator, kw, tol):
     dt, H = 0.2, 6
     mpc = MPC(
-        2,
-        1,
+        Model(2, 1, dynamics=ode, dt=dt, integrator=integrator, **kw),
+        Cost(stage=lambda x, u, p: ca.sumsqr(x) + ca.sumsqr(u)),
         H,
-        dynamics=ode,
-        stage_cost=lambda x, u, p: ca.sumsqr(x) + ca.sumsqr(u),
-        dt=dt,
-        integrator=integrator,
-        u_lb=-1.0,
-        u_ub=1.0,
-        **kw,
+        bounds=Bounds(u_lb=-1.0, u_ub=1.0),
     )
     res = mpc.policy([1.0, 0.5])
     x = np.array([1.0, 0.5])
@@ -512,7 +499,7 @@ def test_closed_loop_of_lq_mpc_follows_the_lqr_closed_loop():
 def test_free_terminal_state_equals_bounds_written_as_constraint_rows():
     # terminal_state_bounds=False bounds x_1..x_{H-1} only; the same problem written with
     # explicit inequality rows (no variable bounds) must have the same solution
-    kw = dict(dt=0.3, integrator="collocation", degree=2, u_lb=-2.0, u_ub=2.0)
+    model = Model(2, 1, ode, dt=0.3, integrator="collocation", degree=2)
 
     def cost(x, u, p):
         return ca.sumsqr(x - ca.DM([1.0, 0.0])) + 0.01 * ca.sumsqr(u)
@@ -520,12 +507,15 @@ def test_free_terminal_state_equals_bounds_written_as_constraint_rows():
     def term(x, p):  # pulls x_H above the bound
         return 10 * (x[0] - 1.0) ** 2
 
-    a = MPC(2, 1, 5, ode, cost, term, x_ub=[0.5, np.inf], terminal_state_bounds=False, **kw)
+    bounds = Bounds(u_lb=-2.0, u_ub=2.0, x_ub=[0.5, np.inf], terminal=False)
+    a = MPC(model, Cost(cost, term), 5, bounds=bounds)
 
     def rows(x, u, p, k):
         return ca.MX(0, 1) if k == 0 else x[0] - 0.5
 
-    b = MPC(2, 1, 5, ode, cost, term, ineq_constraints=rows, **kw)
+    b = MPC(
+        model, Cost(cost, term), 5, constraints=Constraints(ineq=rows), bounds=Bounds(-2.0, 2.0)
+    )
     ra, rb = a.policy([0.3, 0.0]), b.policy([0.3, 0.0])
     np.testing.assert_allclose(ra.u_pred, rb.u_pred, atol=1e-6)
     np.testing.assert_allclose(ra.x_pred, rb.x_pred, atol=1e-6)
@@ -535,21 +525,16 @@ def test_free_terminal_state_equals_bounds_written_as_constraint_rows():
 
 def test_q_problem_is_built_on_first_use_and_agrees_with_the_policy():
     mpc = MPC(
-        2,
-        1,
+        Model(2, 1, ode, integrator="rk4", dt=0.2),
+        Cost(lambda x, u, p: ca.sumsqr(x) + ca.sumsqr(u)),
         4,
-        ode,
-        lambda x, u, p: ca.sumsqr(x) + ca.sumsqr(u),
-        dt=0.2,
-        integrator="rk4",
-        u_lb=-1.0,
-        u_ub=1.0,
-        ipopt_options=TIGHT,
+        bounds=Bounds(u_lb=-1.0, u_ub=1.0),
+        solver=SolverOptions(ipopt=TIGHT),
     )
-    assert "policy" in mpc._built and "q" not in mpc._built
+    assert "policy" in mpc._problems and "q" not in mpc._problems  # built on first use
     res = mpc.policy([1.0, 0.5])
     q = mpc.q_value([1.0, 0.5], res.action)  # Q(s, pi(s)) = V(s)
-    assert "q" in mpc._built
+    assert "q" in mpc._problems
     assert q.value == pytest.approx(res.value, rel=1e-8)
 
 
@@ -557,12 +542,14 @@ def test_lagrangian_parameter_gradient_equals_casadis_lam_p():
     rng = np.random.default_rng(3)
     A, B = random_stabilisable(rng, 3, 1)
     phi = {"A": A, "B": B, "Q": np.eye(3), "R": np.eye(1), "P": np.eye(3)}
-    mpc = lq_mpc(3, 1, 3, u_lb=-0.2, u_ub=0.2, solver_options={"calc_lam_p": True})
+    mpc = lq_mpc(3, 1, 3, bounds=Bounds(u_lb=-0.2, u_ub=0.2), calc_lam_p=True)
     s, a = rng.normal(size=3), np.array([0.1])
     for mode, act in (("policy", None), ("q", a)):
-        _, raw = mpc._solve(mode, s, act, None, mpc.flatten_phi(phi), False)
+        _, raw = mpc.solve(mode, s, act, None, mpc.flatten_phi(phi), False)
         np.testing.assert_allclose(
-            mpc._lagrangian_grad_p(mode, raw), -np.asarray(raw["sol"]["lam_p"]).ravel(), atol=1e-9
+            sensitivity.lagrangian_grad_p(mpc, mode, raw),
+            -np.asarray(raw.sol["lam_p"]).ravel(),
+            atol=1e-9,
         )
 
 
@@ -571,18 +558,15 @@ def test_shift_moves_each_stage_and_its_multipliers_one_stage_ahead():
     # (u_k, x_{k+1}) per stage; after the shift stage k holds what stage k + 1 held
     nx, nu, H = 2, 1, 4
     mpc = MPC(
-        nx,
-        nu,
+        Model(nx, nu, lambda x, u, p: ca.vertcat(x[1], -0.5 * x[0] + u[0])),
+        Cost(lambda x, u, p: ca.sumsqr(x) + ca.sumsqr(u)),
         H,
-        lambda x, u, p: ca.vertcat(x[1], -0.5 * x[0] + u[0]),
-        lambda x, u, p: ca.sumsqr(x) + ca.sumsqr(u),
-        u_lb=-0.3,
-        u_ub=0.3,
+        bounds=Bounds(u_lb=-0.3, u_ub=0.3),
     )
     mpc.policy([1.0, -1.0])
-    w, lx, lg = (v.copy() for v in mpc._warm["policy"])
+    w, lx, lg = (v.copy() for v in mpc.warm_point("policy"))
     mpc.shift_warm_start()
-    w2, lx2, lg2 = mpc._warm["policy"]
+    w2, lx2, lg2 = mpc.warm_point("policy")
     m = nu + nx
     np.testing.assert_array_equal(w2[: (H - 1) * m], w[m:])
     np.testing.assert_array_equal(w2[(H - 1) * m :], w[(H - 1) * m :])  # last stage repeated
@@ -594,31 +578,33 @@ def test_shift_moves_each_stage_and_its_multipliers_one_stage_ahead():
 def test_warm_ipopt_options_give_the_same_closed_loop_in_fewer_iterations():
     from lgutils.mpc import closed_loop
 
-    def build(**kw):
+    def build(warm_ipopt=None):
         return MPC(
-            2,
-            1,
+            Model(2, 1, ode, dt=0.2, integrator="collocation", degree=2),
+            Cost(lambda x, u, p: ca.sumsqr(x) + 0.1 * ca.sumsqr(u)),
             8,
-            ode,
-            lambda x, u, p: ca.sumsqr(x) + 0.1 * ca.sumsqr(u),
-            dt=0.2,
-            integrator="collocation",
-            degree=2,
-            u_lb=-0.5,
-            u_ub=0.5,
-            x_lb=[-2, -0.5],
-            **kw,
+            bounds=Bounds(u_lb=-0.5, u_ub=0.5, x_lb=[-2, -0.5]),
+            solver=SolverOptions(warm_ipopt=warm_ipopt),
         )
 
     def plant(x, u):
         return build().model_step(x, u)
 
     cold = closed_loop(build(), plant, [1.0, 0.0], 10)
-    warm_mpc = build(warm_ipopt_options={"warm_start_init_point": "yes", "mu_init": 1e-6})
+    warm_mpc = build(warm_ipopt={"warm_start_init_point": "yes", "mu_init": 1e-6})
     warm = closed_loop(warm_mpc, plant, [1.0, 0.0], 10)
     assert cold.states[:, 1].min() < -0.5 + 1e-6  # the state bound is active
-    assert warm_mpc._built["policy"]["warm_solver"] is not None
+    assert "warm_solver" in warm_mpc.problem("policy").cache
     np.testing.assert_allclose(warm.actions, cold.actions, atol=1e-6)
     assert warm.iterations[1:].sum() < cold.iterations[1:].sum()
-    with pytest.raises(ValueError, match="warm_ipopt_options must be a dict"):
-        build(warm_ipopt_options=["mu_init"])
+    with pytest.raises(ValueError, match="warm_ipopt must be a dict"):
+        build(warm_ipopt=["mu_init"])
+
+
+def test_the_documented_example_runs():
+    import doctest
+
+    from lgutils.mpc import controller
+
+    failures, tried = doctest.testmod(controller, raise_on_error=False, verbose=False)
+    assert tried > 0 and failures == 0

@@ -85,19 +85,16 @@ def test_box_qp_matches_scipy_bounded_least_squares(u_max: float) -> None:
 
 @pytest.fixture(scope="module")
 def casadi_bounded():
-    from lgutils.mpc import MPC
+    from lgutils.mpc import MPC, Bounds, Cost, Model, SolverOptions
 
     Q, R = ENV.Q, ENV.R
     return MPC(
-        4,
-        1,
+        Model(4, 1, dynamics=lambda x, u, p: p["A"] @ x + p["B"] @ u),
+        Cost(lambda x, u, p: x.T @ Q @ x + u.T @ R @ u),
         5,
-        dynamics=lambda x, u, p: p["A"] @ x + p["B"] @ u,
-        stage_cost=lambda x, u, p: x.T @ Q @ x + u.T @ R @ u,
         params={"A": (4, 4), "B": (4, 1)},
-        u_lb=-U_MAX,
-        u_ub=U_MAX,
-        ipopt_options={"tol": 1e-12},
+        bounds=Bounds(u_lb=-U_MAX, u_ub=U_MAX),
+        solver=SolverOptions(ipopt={"tol": 1e-12}),
     )
 
 

@@ -5,7 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lgutils.mpc.scenario import ScenarioMPC, scenario_grid
+from lgutils.mpc import (
+    Bounds,
+    Cost,
+    Model,
+    Params,
+    Scaling,
+    ScenarioMPC,
+    ScenarioTree,
+    SoftBounds,
+    SolverOptions,
+    scenario_grid,
+)
 
 DT = 0.1
 
@@ -55,25 +66,21 @@ def _tree_qp(x0, thetas, weights, H, r_move=0.0, u_prev=0.0, q=1.0, ref=0.0):
     return sol
 
 
-def _mpc(thetas, H, weights=None, r_move=None, x_scale=None, u_scale=None, **kw):
+def _mpc(thetas, H, weights=None, r_move=None, x_scale=None, u_scale=None, soft=None, **bounds):
     return ScenarioMPC(
-        1,
-        1,
+        Model(1, 1, lambda x, u, th: th[0] * x + u, integrator="rk4", dt=DT),
+        Cost(
+            lambda x, u, p: (x[0] - p["r"]) ** 2,
+            lambda x, p: (x[0] - p["r"]) ** 2,
+            move_weight=None if r_move is None else [r_move],
+        ),
         H,
-        lambda x, u, th: th[0] * x + u,
-        np.asarray(thetas, float)[:, None],
-        lambda x, u, p: (x[0] - p["r"]) ** 2,
-        lambda x, p: (x[0] - p["r"]) ** 2,
-        weights=weights,
-        params={"r": ()},
-        default_phi={"r": 0.0},
-        move_weight=None if r_move is None else [r_move],
-        dt=DT,
-        integrator="rk4",
-        x_scale=x_scale,
-        u_scale=u_scale,
-        ipopt_options={"tol": 1e-12},
-        **kw,
+        ScenarioTree(np.asarray(thetas, float)[:, None], weights),
+        params=Params({"r": ()}, default={"r": 0.0}),
+        bounds=Bounds(**bounds),
+        soft=soft,
+        scaling=Scaling(x_scale, u_scale),
+        solver=SolverOptions(ipopt={"tol": 1e-12}),
     )
 
 
@@ -116,10 +123,14 @@ def test_move_penalty_and_scaling_leave_the_physical_solution_unchanged():
 
 def test_soft_upper_bound_is_exact_with_a_large_linear_penalty_and_violated_with_a_small_one():
     # unstable system pushed up by the reference 2.0; soft bound x <= 1
-    kw = dict(soft_ub=[1.0], soft_terminal=True, u_lb=[-5.0], u_ub=[5.0])
-    hard = _mpc([0.5], 3, soft_penalty=1e3, **kw).policy([0.0], {"r": 2.0})
+    kw = dict(u_lb=[-5.0], u_ub=[5.0])
+    hard = _mpc([0.5], 3, soft=SoftBounds([1.0], 1e3, terminal=True), **kw).policy(
+        [0.0], {"r": 2.0}
+    )
     assert hard.x_pred[0, 1:, 0].max() <= 1.0 + 1e-6
-    soft = _mpc([0.5], 3, soft_penalty=1e-3, **kw).policy([0.0], {"r": 2.0})
+    soft = _mpc([0.5], 3, soft=SoftBounds([1.0], 1e-3, terminal=True), **kw).policy(
+        [0.0], {"r": 2.0}
+    )
     assert soft.x_pred[0, 1:, 0].max() > 1.5
     assert np.all(soft.slack >= -1e-7)
 
@@ -140,6 +151,6 @@ def test_terminal_bounds_false_leaves_the_last_state_free_like_do_mpc():
     kw = dict(x_ub=[1.0], u_lb=[-5.0], u_ub=[5.0])
     with_t = _mpc([0.0], 3, **kw).policy([0.0], {"r": 2.0})
     assert with_t.x_pred[0, 1:, 0].max() <= 1.0 + 1e-6
-    without = _mpc([0.0], 3, terminal_bounds=False, **kw).policy([0.0], {"r": 2.0})
+    without = _mpc([0.0], 3, terminal=False, **kw).policy([0.0], {"r": 2.0})
     assert without.x_pred[0, 1:-1, 0].max() <= 1.0 + 1e-6
     assert without.x_pred[0, -1, 0] > 1.1  # x_H runs toward the reference

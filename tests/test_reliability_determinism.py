@@ -20,7 +20,7 @@ import torch
 import lgutils  # noqa: F401  (registers lgutils/LinearQuadratic-v0)
 from lgutils.core import rl, seeding
 from lgutils.core.envs import LinearQuadraticEnv
-from lgutils.mpc import closed_loop, linear_quadratic_mpc
+from lgutils.mpc import Bounds, closed_loop, linear_quadratic_mpc
 from lgutils.mpc_reinforce import reinforce
 
 #: a double integrator, sampled at 0.1 s, with process noise and a random initial state
@@ -256,7 +256,9 @@ def mpc_run(mpc, seed: int, steps: int = 15):
 
 
 def bounded_mpc():
-    return linear_quadratic_mpc(2, 1, 6, u_lb=-1.0, u_ub=1.0, x_lb=[-5.0, -5.0], x_ub=[5.0, 5.0])
+    return linear_quadratic_mpc(
+        2, 1, 6, bounds=Bounds(u_lb=-1.0, u_ub=1.0, x_lb=[-5.0, -5.0], x_ub=[5.0, 5.0])
+    )
 
 
 def test_closed_loop_mpc_with_seeded_noise_is_reproducible():

@@ -43,7 +43,17 @@ from hypothesis.extra import numpy as hnp
 import lgutils
 from lgutils.core import dp, lqr, metrics, optim, paths, seeding, validate
 from lgutils.core.envs import LinearQuadraticEnv
-from lgutils.mpc import MPC, MPCSolveError, closed_loop, linear_quadratic_mpc
+from lgutils.mpc import (
+    MPC,
+    Bounds,
+    Cost,
+    Model,
+    MPCSolveError,
+    Params,
+    SolverOptions,
+    closed_loop,
+    linear_quadratic_mpc,
+)
 from lgutils.mpc_reinforce import reinforce
 
 LGUTILS = Path(lgutils.__file__).resolve().parent
@@ -251,7 +261,7 @@ def corrupt(kind: str, value: Any, data: st.DataObject, arg: Arg) -> Any:
         if kind == "asym_weight":
             return {**phi, "Q": phi["Q"] + np.triu(np.ones_like(phi["Q"]), 1)}
     if arg.kind == "options" and kind == "unknown_key":
-        return {"max_itr": 5} if arg.name == "ipopt_options" else {"bogus_option": 1}
+        return {"max_itr": 5} if arg.name == "ipopt" else {"bogus_option": 1}
     if arg.kind == "seeds":
         return {"seeds_empty": [], "seeds_negative": [-1], "seeds_fraction": [1.5]}[kind]
     if arg.kind == "pair":
@@ -883,6 +893,35 @@ def lq_phi(data: st.DataObject, nx: int, nu: int) -> dict[str, np.ndarray]:
     }
 
 
+def lq_mpc_from_options(
+    nx,
+    nu,
+    horizon,
+    u_lb,
+    u_ub,
+    x_lb,
+    x_ub,
+    discount,
+    move_weight,
+    ipopt,
+    nlpsol,
+    default_phi,
+    initial_guess,
+    params,
+) -> MPC:
+    """linear_quadratic_mpc with every option of its dataclasses as one argument."""
+    return linear_quadratic_mpc(
+        nx,
+        nu,
+        horizon,
+        discount=discount,
+        move_weight=move_weight,
+        params=Params(params, default=default_phi),
+        bounds=Bounds(u_lb, u_ub, x_lb, x_ub),
+        solver=SolverOptions(ipopt=ipopt, nlpsol=nlpsol, initial_guess=initial_guess),
+    )
+
+
 @spec(
     "mpc.linear_quadratic_mpc",
     Arg("nx", "int"),
@@ -894,8 +933,8 @@ def lq_phi(data: st.DataObject, nx: int, nu: int) -> dict[str, np.ndarray]:
     Arg("x_ub", "high", also=("x_lb",)),
     Arg("discount", "unit"),
     Arg("move_weight", "psd", skip=("flat", "asym")),  # a vector is diag(W); x'Wx ignores W - W'
-    Arg("ipopt_options", "options"),
-    Arg("solver_options", "options"),
+    Arg("ipopt", "options"),
+    Arg("nlpsol", "options"),
     Arg("default_phi", "phi", skip=("flat_short",), extra=("flat_short",)),
     Arg("initial_guess", "guess"),
     Arg("params", "params"),
@@ -904,7 +943,7 @@ def lq_phi(data: st.DataObject, nx: int, nu: int) -> dict[str, np.ndarray]:
 def _(data):
     nx, nu = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 2))
     H = data.draw(st.integers(1, 4))
-    return linear_quadratic_mpc, {
+    return lq_mpc_from_options, {
         "nx": nx,
         "nu": nu,
         "horizon": H,
@@ -914,8 +953,8 @@ def _(data):
         "x_ub": np.full(nx, 10.0),
         "discount": data.draw(st.floats(0.5, 1.0)),
         "move_weight": psd(data, nu),
-        "ipopt_options": {"max_iter": 200},
-        "solver_options": {"expand": True},
+        "ipopt": {"max_iter": 200},
+        "nlpsol": {"expand": True},
         "default_phi": {**lq_phi(data, nx, nu), "extra": np.zeros(2)},
         "initial_guess": {"u": np.zeros(nu), "x": np.zeros(nx)},
         "params": {"extra": (2,)},
@@ -925,7 +964,7 @@ def _(data):
 @functools.cache
 def boxed_lq_mpc(nx: int, nu: int, horizon: int) -> MPC:
     """Input bounds only: with PSD weights the problem is a feasible convex QP."""
-    return linear_quadratic_mpc(nx, nu, horizon, u_lb=-2.0, u_ub=2.0)
+    return linear_quadratic_mpc(nx, nu, horizon, bounds=Bounds(u_lb=-2.0, u_ub=2.0))
 
 
 PHI = Arg(
@@ -1262,13 +1301,19 @@ def test_env_reset_rejects_unknown_options():
 def test_mpc_callables_asking_for_an_unknown_parameter_are_named():
     with pytest.raises(ValueError, match=r"p\['b'\].*params declares only \['a'\]"):
         MPC(
-            1,
-            1,
+            Model(1, 1, dynamics=lambda x, u, p: p["a"] * x + p["b"] * u),
+            Cost(lambda x, u, p: x**2 + u**2),
             3,
-            dynamics=lambda x, u, p: p["a"] * x + p["b"] * u,
-            stage_cost=lambda x, u, p: x**2 + u**2,
             params={"a": ()},
         )
+
+
+def test_misspelt_options_passed_through_are_named():
+    check(
+        lambda: reinforce.run_experiment(0, 1, 1, 4, learning_rate=0.1),
+        ("learning_rate",),
+        must_raise=True,
+    )
 
 
 @pytest.mark.parametrize(
@@ -1276,11 +1321,14 @@ def test_mpc_callables_asking_for_an_unknown_parameter_are_named():
     [
         (lambda: linear_quadratic_mpc(2, 1, 3, terminl_cost=True), "terminl_cost"),
         (lambda: reinforce.case_b_mpc(3, u_bound=1.0), "u_bound"),
-        (lambda: reinforce.run_experiment(0, 1, 1, 4, learning_rate=0.1), "learning_rate"),
+        (lambda: Bounds(u_lb=0.0, u_upper=1.0), "u_upper"),
+        (lambda: SolverOptions(ipopt_options={}), "ipopt_options"),
     ],
 )
-def test_misspelt_options_passed_through_are_named(call, name):
-    check(call, (name,), must_raise=True)
+def test_misspelt_mpc_options_are_named(call, name):
+    """The MPC's options are explicit keywords and dataclass fields: Python names a misspelt one."""
+    with pytest.raises(TypeError, match=name):
+        call()
 
 
 # ------------------------------------------------------------------------------------------

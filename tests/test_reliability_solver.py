@@ -10,7 +10,17 @@ import casadi as ca
 import numpy as np
 import pytest
 
-from lgutils.mpc import MPC, MPCSolveError, closed_loop, linear_quadratic_mpc
+from lgutils.mpc import (
+    MPC,
+    Bounds,
+    Constraints,
+    Cost,
+    Model,
+    MPCSolveError,
+    SolverOptions,
+    closed_loop,
+    linear_quadratic_mpc,
+)
 
 A1, B1 = np.array([[1.0]]), np.array([[1.0]])
 PHI1 = {"A": A1, "B": B1, "Q": np.eye(1), "R": np.eye(1), "P": np.eye(1)}
@@ -18,7 +28,8 @@ PHI1 = {"A": A1, "B": B1, "Q": np.eye(1), "R": np.eye(1), "P": np.eye(1)}
 
 def boxed_integrator(**kw) -> MPC:
     """x+ = x + u with |u| <= 0.5 and |x_k| <= 1 for k >= 1: infeasible from |s| > 1.5."""
-    return linear_quadratic_mpc(1, 1, 3, u_lb=-0.5, u_ub=0.5, x_lb=[-1.0], x_ub=[1.0], **kw)
+    bounds = Bounds(u_lb=-0.5, u_ub=0.5, x_lb=[-1.0], x_ub=[1.0])
+    return linear_quadratic_mpc(1, 1, 3, bounds=bounds, **kw)
 
 
 def assert_carries(err: MPCSolveError, status: str, state, phi: dict) -> None:
@@ -52,14 +63,11 @@ def test_infeasible_problem_raises_with_status_state_and_parameters():
 def test_iteration_limit_raises_with_status_and_iterations():
     phi = {"c": np.array(2.0)}
     mpc = MPC(
-        1,
-        1,
+        Model(1, 1, dynamics=lambda x, u, p: ca.sin(x) + u**3),
+        Cost(lambda x, u, p: (x - p["c"]) ** 4 + u**2),
         5,
-        dynamics=lambda x, u, p: ca.sin(x) + u**3,
-        stage_cost=lambda x, u, p: (x - p["c"]) ** 4 + u**2,
         params={"c": ()},
-        ipopt_options={"max_iter": 1},
-        warm_start=False,
+        solver=SolverOptions(ipopt={"max_iter": 1}, warm_start=False),
     )
     with pytest.raises(MPCSolveError) as info:
         mpc.policy([3.0], phi)
@@ -70,13 +78,11 @@ def test_iteration_limit_raises_with_status_and_iterations():
 def test_non_finite_numbers_raise_instead_of_returning_them():
     phi = {"c": np.array(1e300)}
     mpc = MPC(
-        1,
-        1,
+        Model(1, 1, dynamics=lambda x, u, p: x + u),
+        Cost(lambda x, u, p: p["c"] * x**2 + u**2),
         3,
-        dynamics=lambda x, u, p: x + u,
-        stage_cost=lambda x, u, p: p["c"] * x**2 + u**2,  # overflows to inf for |x| > 1e4
         params={"c": ()},
-        solver_options={"show_eval_warnings": False},
+        solver=SolverOptions(nlpsol={"show_eval_warnings": False}),
     )
     assert np.isfinite(mpc.policy([1.0], phi).value)
     with pytest.raises(MPCSolveError) as info:
@@ -105,7 +111,7 @@ def test_map_batches_check_the_fixed_data_like_single_solves():
 
 
 def test_solver_options_that_make_casadi_throw_still_give_mpc_solve_error():
-    mpc = boxed_integrator(solver_options={"error_on_fail": True})
+    mpc = boxed_integrator(solver=SolverOptions(nlpsol={"error_on_fail": True}))
     with pytest.raises(MPCSolveError) as info:
         mpc.policy([2.0], PHI1)
     assert_carries(info.value, "Infeasible_Problem_Detected", [2.0], PHI1)
@@ -140,7 +146,7 @@ def kicked_plant(x: np.ndarray, u: np.ndarray, t: list[int]) -> np.ndarray:
 
 def path_constrained_mpc() -> MPC:
     """The boxed integrator with a hard path constraint u <= 0.4 (the input bound is 0.5)."""
-    return boxed_integrator(ineq_constraints=lambda x, u, p: u - 0.4)
+    return boxed_integrator(constraints=Constraints(ineq=lambda x, u, p: u - 0.4))
 
 
 def test_closed_loop_raises_at_the_failed_step_by_default():

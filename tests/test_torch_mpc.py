@@ -17,7 +17,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from lgutils.core.envs import LinearQuadraticEnv
-from lgutils.mpc import MPCSolveError, linear_quadratic_mpc
+from lgutils.mpc import Bounds, Constraints, MPCSolveError, SolverOptions, linear_quadratic_mpc
 from lgutils.mpc_in_rl_library import torch_mpc
 from lgutils.mpc_reinforce import reinforce
 
@@ -36,17 +36,19 @@ TIGHT = {"tol": 1e-12}
 
 @pytest.fixture(scope="module")
 def lq_unconstrained():
-    return linear_quadratic_mpc(2, 1, 4, ipopt_options=TIGHT)
+    return linear_quadratic_mpc(2, 1, 4, solver=SolverOptions(ipopt=TIGHT))
 
 
 @pytest.fixture(scope="module")
 def lq_constrained():
-    return linear_quadratic_mpc(2, 1, 4, u_lb=-1.0, u_ub=1.0, ipopt_options=TIGHT)
+    return linear_quadratic_mpc(
+        2, 1, 4, bounds=Bounds(u_lb=-1.0, u_ub=1.0), solver=SolverOptions(ipopt=TIGHT)
+    )
 
 
 @pytest.fixture(scope="module")
 def case_b_mpc():
-    return reinforce.case_b_mpc(horizon=5, ipopt_options=TIGHT)
+    return reinforce.case_b_mpc(horizon=5, solver=SolverOptions(ipopt=TIGHT))
 
 
 # ------------------------------------------------------------------------------ solvers
@@ -194,10 +196,9 @@ def test_failed_solve_raises_through_the_layer() -> None:
         1,
         3,
         terminal_cost=False,
-        u_lb=-0.1,
-        u_ub=0.1,
-        terminal_eq_constraints=lambda x, p: x,
-        ipopt_options={"max_iter": 50},
+        constraints=Constraints(terminal_eq=lambda x, p: x),
+        bounds=Bounds(u_lb=-0.1, u_ub=0.1),
+        solver=SolverOptions(ipopt={"max_iter": 50}),
     )
     phi = {"A": np.eye(2), "B": [[0.0], [1.0]], "Q": np.eye(2), "R": [[1.0]]}
     S = torch.tensor([[0.0, 0.0], [5.0, 5.0]])

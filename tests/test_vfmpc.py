@@ -168,6 +168,6 @@ def test_warm_started_baseline_steps_equal_cold_solves():
         assert cold.last.value == pytest.approx(agent.last.value, rel=1e-5)
         np.testing.assert_array_less(np.abs(u_cold - u), 1e-3 * agents.U_SCALE)
         x = cstr.plant_step(x, u, method="cvodes")
-    assert agent.mpc.mpc._built["policy"]["warm_solver"] is not None
+    assert "warm_solver" in agent.mpc.mpc.problem("policy").cache
     assert iters[0] == cold_iters[0]  # the first step is a cold solve
     assert sum(iters[1:]) < 0.9 * sum(cold_iters[1:])

@@ -21,13 +21,13 @@ subject to ``x^i_0 = s``, ``x^i_{k+1} = F(x^i_k, u^i_k; theta_i)``, bounds,
 stage-dependent equality constraint that exists only at ``k = 0``. Variables are scaled
 (``x / x_scale``, ``u / u_scale``) as in do-mpc, which also scales its move penalty; callables
 see physical units. The slack penalty is summed (not averaged) over the scenarios and acts on
-``x_1, ..., x_{H-1}`` (and on ``x_H`` with ``soft_terminal=True``), as do-mpc's soft
+``x_1, ..., x_{H-1}`` (and on ``x_H`` with ``SoftBounds(terminal=True)``), as do-mpc's soft
 constraints do on the states at the start of each finite element (``x_0`` is data).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,9 +35,18 @@ import casadi as ca
 import numpy as np
 
 from lgutils.core.validate import as_array, as_vector, check_positive_int
-from lgutils.mpc import MPC, MPCResult
+from lgutils.mpc.controller import MPC
+from lgutils.mpc.options import Bounds, Constraints, Cost, Model, Params, SolverOptions
+from lgutils.mpc.results import MPCResult
 
-__all__ = ["ScenarioMPC", "ScenarioResult", "scenario_grid"]
+__all__ = [
+    "ScenarioMPC",
+    "ScenarioResult",
+    "ScenarioTree",
+    "SoftBounds",
+    "Scaling",
+    "scenario_grid",
+]
 
 
 def scenario_grid(*values: Any) -> np.ndarray:
@@ -89,212 +98,255 @@ class ScenarioResult:
     solve_time: float
 
 
+def _vector(name: str, v: Any, n: int, fill: float) -> np.ndarray:
+    if v is None:
+        return np.full(n, fill)
+    arr = np.atleast_1d(np.asarray(v, dtype=float))
+    if arr.shape != (n,) or np.any(np.isnan(arr)):
+        raise ValueError(f"{name} must have shape ({n},) without NaN, got {v!r}")
+    return arr
+
+
+def _stacked_functions(smpc: Any, model: Model, cost: Cost, params: Params):
+    """The stacked scenarios' stage cost, dynamics and terminal cost, on scaled variables.
+
+    Each scenario's dynamics and the stage cost are SX functions, so that the NLP graph calls
+    small SX graphs even when it is not expanded.
+    """
+    nx, nu, S, w = smpc.nx, smpc.nu, smpc.n_scenarios, smpc.weights
+    xs, us, th = smpc.x_scale, smpc.u_scale, smpc.scenarios
+    pnames = list(params.shapes)
+    psyms = {}
+    for name, shp in params.shapes.items():
+        rows_, cols_ = (1, 1) if len(shp) == 0 else ((shp[0], 1) if len(shp) == 1 else shp)
+        psyms[name] = ca.SX.sym(name, rows_, cols_)
+    xsx, usx = ca.SX.sym("x", nx), ca.SX.sym("u", nu)
+    dynamics = model.dynamics
+    dyn_fns = [
+        ca.Function(
+            f"dyn_{i}",
+            [xsx, usx],
+            [ca.vec(dynamics(xsx * ca.DM(xs), usx * ca.DM(us), th[i])) / ca.DM(xs)],
+        )
+        for i in range(S)
+    ]
+    stage_fn = ca.Function(
+        "stage", [xsx, usx, *psyms.values()], [cost.stage(xsx * ca.DM(xs), usx * ca.DM(us), psyms)]
+    )
+    split = smpc._split
+
+    def dyn(X, U, p):
+        pairs = zip(split(X, nx), split(U, nu), strict=True)
+        return ca.vertcat(*[dyn_fns[i](xi, ui) for i, (xi, ui) in enumerate(pairs)])
+
+    def stage(X, U, p):
+        pv = [p[n] for n in pnames]
+        pairs = zip(split(X, nx), split(U, nu), strict=True)
+        return sum(float(w[i]) * stage_fn(xi, ui, *pv) for i, (xi, ui) in enumerate(pairs))
+
+    term = None
+    if cost.terminal is not None:
+
+        def term(X, p):
+            parts = split(X, nx)
+            return sum(float(w[i]) * cost.terminal(xi * ca.DM(xs), p) for i, xi in enumerate(parts))
+
+    return stage, dyn, term
+
+
+@dataclass(frozen=True)
+class ScenarioTree:
+    """The scenarios of a robust-horizon-1 tree: one row of parameter values each, and weights.
+
+    Parameters
+    ----------
+    values : array_like, shape (S, n_theta) or (S,)
+        One row of parameter values ``theta_i`` per scenario (see :func:`scenario_grid`).
+    weights : array_like, shape (S,), optional
+        Scenario weights, non-negative, summing to 1 (default equal, ``1 / S``).
+    """
+
+    values: Any
+    weights: Any = None
+
+    def __post_init__(self) -> None:
+        th = as_array("scenarios", self.values)
+        if th.ndim == 1:
+            th = th[:, None]
+        if th.ndim != 2 or th.shape[0] < 1:
+            raise ValueError(f"scenarios must have shape (S, n_theta), got shape {th.shape}")
+        S = th.shape[0]
+        w = np.full(S, 1.0 / S) if self.weights is None else as_vector("weights", self.weights, S)
+        if np.any(w < 0) or not np.isclose(w.sum(), 1.0):
+            raise ValueError(f"weights must be non-negative and sum to 1, got {w}")
+        object.__setattr__(self, "values", th)
+        object.__setattr__(self, "weights", w)
+
+
+@dataclass(frozen=True)
+class SoftBounds:
+    """Soft upper bounds of the states, penalised linearly per unit of violation.
+
+    Parameters
+    ----------
+    ub : array_like, shape (nx,)
+        Soft upper bounds (``inf`` where none), physical units.
+    penalty : float or array_like, shape (n_soft,)
+        Linear penalty per unit of violation in physical units (one per softened state, in the
+        order of the states), applied to every scenario (summed, not averaged).
+    terminal : bool
+        Also soften-constrain ``x_H``.
+    """
+
+    ub: Any = None
+    penalty: Any = 0.0
+    terminal: bool = False
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """Variable scaling of the NLP (do-mpc's): the solver sees ``x / x`` and ``u / u``.
+
+    Parameters
+    ----------
+    x : array_like, shape (nx,), optional
+    u : array_like, shape (nu,), optional
+        Positive scales (default ones).
+    """
+
+    x: Any = None
+    u: Any = None
+
+
 class ScenarioMPC:
     """Robust multi-stage MPC, robust horizon 1, on :class:`lgutils.mpc.MPC`.
 
     Parameters
     ----------
-    nx, nu : int
-        State and input dimensions of one scenario.
+    model : Model
+        One scenario's model: ``dynamics(x, u, theta) -> dx/dt`` (or the next state with
+        ``integrator="discrete"``), with ``x``, ``u`` in physical units and ``theta`` a numpy
+        vector of the scenario's parameter values.
+    cost : Cost
+        One scenario's ``stage(x, u, p)`` and ``terminal(x, p)`` (physical units; ``p`` a dict of
+        the declared ``params`` as CasADi symbols), and the move penalty ``move_weight``, shape
+        (nu,), on *scaled* inputs ``(u_k - u_{k-1}) / u_scale`` (do-mpc's rterm).
     horizon : int
         Prediction horizon ``H``.
-    dynamics : callable
-        ``dynamics(x, u, theta) -> dx/dt`` (CasADi, shape (nx, 1)), with ``x``, ``u`` in
-        physical units and ``theta`` a numpy vector of the scenario's parameter values.
-    scenarios : array_like, shape (S, n_theta)
-        One row of parameter values per scenario (see :func:`scenario_grid`).
-    stage_cost : callable
-        ``stage_cost(x, u, p) -> scalar`` for one scenario (physical units; ``p`` is a dict of
-        the declared ``params`` as CasADi symbols).
-    terminal_cost : callable, optional
-        ``terminal_cost(x, p) -> scalar`` for one scenario.
-    weights : array_like, shape (S,), optional
-        Scenario weights (default equal, ``1 / S``).
-    params : dict, optional
-        Name -> shape of the run-time parameters (e.g. the set-point ``{"g": ()}``).
-    default_phi : dict, optional
-        Their default values.
-    x_lb, x_ub : array_like, shape (nx,), optional
-        Hard state bounds on ``x_1..x_H`` (physical units).
-    u_lb, u_ub : array_like, shape (nu,)
-        Hard input bounds (physical units).
-    soft_ub : array_like, shape (nx,), optional
-        Soft upper bounds of the states (``inf`` where none), penalised linearly.
-    soft_penalty : float or array_like, shape (n_soft,)
-        Linear penalty per unit of violation in physical units (one per softened state, in
-        the order of the states), applied to every scenario (summed, not averaged).
-    terminal_bounds : bool
-        Impose the hard state bounds on ``x_H`` too (default). With False they hold on
-        ``x_1..x_{H-1}`` only, as in do-mpc (whose ``use_terminal_bounds`` defaults to False);
-        either way they are bounds of the decision variables, not constraint rows.
-    soft_terminal : bool
-        Also soften-constrain ``x_H``.
-    move_weight : array_like, shape (nu,), optional
-        Move penalty ``R`` on *scaled* inputs ``(u_k - u_{k-1}) / u_scale`` (do-mpc's rterm).
-    dt : float
-        Sampling time (units of ``dynamics``' time).
-    integrator : {"collocation", "rk4"}
-    degree : int
-        Radau collocation degree (do-mpc: 2).
-    substeps : int
-        RK4 sub-steps.
-    x_scale, u_scale : array_like, optional
+    tree : ScenarioTree
+        The scenarios and their weights.
+    params : Params or dict, optional
+        The run-time parameters (e.g. the set-point ``Params({"g": ()}, default={"g": 0.6})``).
+    bounds : Bounds, optional
+        Hard input bounds and hard state bounds on ``x_1..x_H`` (``x_1..x_{H-1}`` with
+        ``terminal=False``, as in do-mpc), physical units; bounds of the decision variables.
+    soft : SoftBounds, optional
+        Soft upper bounds of the states.
+    scaling : Scaling, optional
         Variable scaling (default ones).
-    ipopt_options, warm_ipopt_options : dict, optional
-        Passed to :class:`lgutils.mpc.MPC` (the second for warm-started solves).
-    expand : bool
-        Expand the whole NLP to CasADi SX before handing it to IPOPT (fast for scalar models).
-        Use False when ``terminal_cost`` holds large matrix operations (a neural network built
-        from MX, see :func:`lgutils.core.nn.value_function`): the dynamics and stage costs are SX
-        functions in any case, and the network's derivatives stay matrix-level instead of being
-        expanded into millions of scalar nodes.
+    solver : SolverOptions, optional
+        IPOPT options for cold and warm-started solves (``ipopt``, ``warm_ipopt``) and
+        ``nlpsol={"expand": False}`` to keep a matrix-level terminal cost (a neural network
+        built from MX, see :func:`lgutils.core.nn.value_function`) out of CasADi's scalar
+        expansion: the dynamics and stage costs are SX functions in any case. Warm starts are
+        always on; the cold start puts the inputs in the middle of their bounds.
     """
 
     def __init__(
         self,
-        nx: int,
-        nu: int,
+        model: Model,
+        cost: Cost,
         horizon: int,
-        dynamics: Callable,
-        scenarios: Any,
-        stage_cost: Callable,
-        terminal_cost: Callable | None = None,
+        tree: ScenarioTree,
         *,
-        weights: Any = None,
-        params: Mapping[str, Any] | None = None,
-        default_phi: Mapping[str, Any] | None = None,
-        x_lb: Any = None,
-        x_ub: Any = None,
-        u_lb: Any = None,
-        u_ub: Any = None,
-        soft_ub: Any = None,
-        soft_penalty: Any = 0.0,
-        soft_terminal: bool = False,
-        terminal_bounds: bool = True,
-        move_weight: Any = None,
-        dt: float = 1.0,
-        integrator: str = "collocation",
-        degree: int = 2,
-        substeps: int = 1,
-        x_scale: Any = None,
-        u_scale: Any = None,
-        ipopt_options: Mapping[str, Any] | None = None,
-        warm_ipopt_options: Mapping[str, Any] | None = None,
-        expand: bool = True,
+        params: Params | Mapping[str, Any] | None = None,
+        bounds: Bounds | None = None,
+        soft: SoftBounds | None = None,
+        scaling: Scaling | None = None,
+        solver: SolverOptions | None = None,
     ) -> None:
-        self.nx = nx = check_positive_int("nx", nx)
-        self.nu = nu = check_positive_int("nu", nu)
+        for name, value, kind in [
+            ("model", model, Model),
+            ("cost", cost, Cost),
+            ("tree", tree, ScenarioTree),
+            ("bounds", bounds, Bounds),
+            ("soft", soft, SoftBounds),
+            ("scaling", scaling, Scaling),
+            ("solver", solver, SolverOptions),
+        ]:
+            if value is not None and not isinstance(value, kind):
+                raise ValueError(f"{name} must be a {kind.__name__}, got {type(value).__name__}")
+        self.nx = nx = model.nx
+        self.nu = nu = model.nu
         self.horizon = check_positive_int("horizon", horizon)
-        th = as_array("scenarios", scenarios)
-        if th.ndim == 1:
-            th = th[:, None]
-        if th.ndim != 2 or th.shape[0] < 1:
-            raise ValueError(f"scenarios must have shape (S, n_theta), got shape {th.shape}")
-        self.scenarios = th
-        self.n_scenarios = S = th.shape[0]
-        w = np.full(S, 1.0 / S) if weights is None else as_vector("weights", weights, S)
-        if np.any(w < 0) or not np.isclose(w.sum(), 1.0):
-            raise ValueError(f"weights must be non-negative and sum to 1, got {w}")
-        self.weights = w
-        for name, fn in [("dynamics", dynamics), ("stage_cost", stage_cost)]:
-            if not callable(fn):
-                raise ValueError(f"{name} must be callable, got {type(fn).__name__}")
-        if terminal_cost is not None and not callable(terminal_cost):
-            raise ValueError(
-                f"terminal_cost must be callable or None, got {type(terminal_cost).__name__}"
-            )
-        self.x_scale = np.ones(nx) if x_scale is None else as_vector("x_scale", x_scale, nx)
-        self.u_scale = np.ones(nu) if u_scale is None else as_vector("u_scale", u_scale, nu)
+        self.scenarios, self.weights = tree.values, tree.weights
+        self.n_scenarios = tree.values.shape[0]
+        scaling = scaling or Scaling()
+        self.x_scale = np.ones(nx) if scaling.x is None else as_vector("x_scale", scaling.x, nx)
+        self.u_scale = np.ones(nu) if scaling.u is None else as_vector("u_scale", scaling.u, nu)
         if np.any(self.x_scale <= 0) or np.any(self.u_scale <= 0):
             raise ValueError("x_scale and u_scale must be positive")
-
-        def vec(name: str, v: Any, n: int, fill: float) -> np.ndarray:
-            if v is None:
-                return np.full(n, fill)
-            arr = np.atleast_1d(np.asarray(v, dtype=float))
-            if arr.shape != (n,) or np.any(np.isnan(arr)):
-                raise ValueError(f"{name} must have shape ({n},) without NaN, got {v!r}")
-            return arr
-
-        self.x_lb = vec("x_lb", x_lb, nx, -np.inf)
-        self.x_ub = vec("x_ub", x_ub, nx, np.inf)
-        self.u_lb = vec("u_lb", u_lb, nu, -np.inf)
-        self.u_ub = vec("u_ub", u_ub, nu, np.inf)
-        self.soft_ub = vec("soft_ub", soft_ub, nx, np.inf)
-        soft_idx = np.flatnonzero(np.isfinite(self.soft_ub))
-        self._soft_idx = soft_idx
-        self.soft_terminal = bool(soft_terminal)
-        xs, us = self.x_scale, self.u_scale
-
-        def split(X, n):
-            return [X[i * n : (i + 1) * n] for i in range(S)]
-
-        # each scenario's dynamics and the stage cost as SX functions (scaled variables), so
-        # that the NLP graph calls small compiled-in-memory SX graphs even when not expanded
-        pnames = list((params or {}).keys())
-        psyms = {}
-        for name in pnames:
-            shp = (
-                tuple(np.atleast_1d(params[name]))
-                if not isinstance(params[name], tuple)
-                else params[name]
-            )
-            shp = tuple(int(v) for v in shp)
-            rows_, cols_ = (1, 1) if len(shp) == 0 else ((shp[0], 1) if len(shp) == 1 else shp)
-            psyms[name] = ca.SX.sym(name, rows_, cols_)
-        xsx, usx = ca.SX.sym("x", nx), ca.SX.sym("u", nu)
-        dyn_fns = [
-            ca.Function(
-                f"dyn_{i}",
-                [xsx, usx],
-                [ca.vec(dynamics(xsx * ca.DM(xs), usx * ca.DM(us), th[i])) / ca.DM(xs)],
-            )
-            for i in range(S)
-        ]
-        stage_fn = ca.Function(
-            "stage",
-            [xsx, usx, *psyms.values()],
-            [stage_cost(xsx * ca.DM(xs), usx * ca.DM(us), psyms)],
+        bounds = bounds or Bounds()
+        self.u_lb, self.u_ub, self.x_lb, self.x_ub = bounds.arrays(nx, nu)
+        soft = soft or SoftBounds()
+        self.soft_ub = _vector("soft_ub", soft.ub, nx, np.inf)
+        self._soft_idx = np.flatnonzero(np.isfinite(self.soft_ub))
+        self.soft_terminal = bool(soft.terminal)
+        params = params if isinstance(params, Params) else Params(params or {})
+        stage, dyn, term = _stacked_functions(self, model, cost, params)
+        mw = None
+        if cost.move_weight is not None:
+            r = as_vector("move_weight", cost.move_weight, nu)
+            mw = np.kron(np.diag(self.weights), np.diag(r))
+        self._has_u_prev = mw is not None
+        S, xs, us = self.n_scenarios, self.x_scale, self.u_scale
+        solver = solver or SolverOptions()
+        self.mpc = MPC(
+            Model(S * nx, S * nu, dyn, model.integrator, model.dt, model.substeps, model.degree),
+            Cost(stage, term, discount=cost.discount, move_weight=mw),
+            self.horizon,
+            params=params,
+            constraints=self._constraints(soft.penalty),
+            bounds=Bounds(
+                np.tile(self.u_lb / us, S),
+                np.tile(self.u_ub / us, S),
+                np.tile(self.x_lb / xs, S),
+                np.tile(self.x_ub / xs, S),
+                terminal=bounds.terminal,
+            ),
+            solver=SolverOptions(
+                ipopt=solver.ipopt,
+                warm_ipopt=solver.warm_ipopt,
+                nlpsol=solver.nlpsol,
+                warm_start=True,
+                initial_guess={"u": np.tile(self._u_guess() / us, S)},
+            ),
         )
 
-        def dyn(X, U, p):
-            return ca.vertcat(
-                *[
-                    dyn_fns[i](xi, ui)
-                    for i, (xi, ui) in enumerate(zip(split(X, nx), split(U, nu), strict=True))
-                ]
-            )
+    def _split(self, X: Any, n: int) -> list:
+        return [X[i * n : (i + 1) * n] for i in range(self.n_scenarios)]
 
-        def stage(X, U, p):
-            pv = [p[n] for n in pnames]
-            return sum(
-                float(w[i]) * stage_fn(xi, ui, *pv)
-                for i, (xi, ui) in enumerate(zip(split(X, nx), split(U, nu), strict=True))
-            )
-
-        term = None
-        if terminal_cost is not None:
-
-            def term(X, p):
-                return sum(
-                    float(w[i]) * terminal_cost(xi * ca.DM(xs), p)
-                    for i, xi in enumerate(split(X, nx))
-                )
+    def _constraints(self, penalty: Any) -> Constraints:
+        """Non-anticipativity of the first input, and the soft state bounds of every scenario."""
+        S, nu = self.n_scenarios, self.nu
 
         def nonanticipative(X, U, p, k):
             if k != 0 or S == 1:
                 return ca.MX(0, 1)
-            U0 = split(U, nu)
+            U0 = self._split(U, nu)
             return ca.vertcat(*[U0[i] - U0[0] for i in range(1, S)])
 
         soft = t_soft = None
+        soft_idx = self._soft_idx
         n_soft = soft_idx.size
         if n_soft:
             ub_s = ca.DM(self.soft_ub[soft_idx])
-            sc = ca.DM(xs[soft_idx])
+            sc = ca.DM(self.x_scale[soft_idx])
 
             def rows(X):  # violations in physical units, scenario by scenario
-                return ca.vertcat(*[xi[soft_idx.tolist()] * sc - ub_s for xi in split(X, nx)])
+                return ca.vertcat(
+                    *[xi[soft_idx.tolist()] * sc - ub_s for xi in self._split(X, self.nx)]
+                )
 
             def soft(X, U, p, k):
                 return ca.MX(0, 1) if k == 0 else rows(X)  # x_0 is data
@@ -304,39 +356,11 @@ class ScenarioMPC:
                 def t_soft(X, p):
                     return rows(X)
 
-        mw = None
-        if move_weight is not None:
-            r = as_vector("move_weight", move_weight, nu)
-            mw = np.kron(np.diag(w), np.diag(r))
-        self._has_u_prev = mw is not None
-        self.mpc = MPC(
-            S * nx,
-            S * nu,
-            self.horizon,
-            dyn,
-            stage,
-            term,
-            params=params,
-            default_phi=default_phi,
-            eq_constraints=nonanticipative,
-            soft_constraints=soft,
-            terminal_soft_constraints=t_soft,
-            soft_linear=np.tile(self._soft_penalty(soft_penalty, n_soft), S) if n_soft else 0.0,
-            u_lb=np.tile(self.u_lb / us, S),
-            u_ub=np.tile(self.u_ub / us, S),
-            x_lb=np.tile(self.x_lb / xs, S),
-            x_ub=np.tile(self.x_ub / xs, S),
-            terminal_state_bounds=terminal_bounds,
-            dt=dt,
-            integrator=integrator,
-            degree=degree,
-            substeps=substeps,
-            move_weight=mw,
-            warm_start=True,
-            initial_guess={"u": np.tile(self._u_guess() / us, S)},
-            ipopt_options=ipopt_options,
-            warm_ipopt_options=warm_ipopt_options,
-            solver_options={"expand": bool(expand)},
+        return Constraints(
+            eq=nonanticipative,
+            soft=soft,
+            terminal_soft=t_soft,
+            soft_linear=np.tile(self._soft_penalty(penalty, n_soft), S) if n_soft else 0.0,
         )
 
     def _u_guess(self) -> np.ndarray:

@@ -839,7 +839,7 @@ class SB3Agent:
     ----------
     agent : see above
     phi : dict or array_like, optional
-        Parameters for an MPC or a solver (the MPC's ``default_phi`` if omitted).
+        Parameters for an MPC or a solver (the MPC's default parameter values if omitted).
     u_prev0 : array_like, shape (nu,), optional
         Input assumed before each episode, for agents that use the previous input
         (default zeros).

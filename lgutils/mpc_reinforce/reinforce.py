@@ -52,6 +52,7 @@ from lgutils.core.validate import (
     check_positive_int,
     check_psd,
 )
+from lgutils.mpc import MPC, Bounds, Cost, Model, SolverOptions
 
 __all__ = [
     "CaseB",
@@ -460,7 +461,9 @@ def mpc_plan(
     return x, u
 
 
-def case_b_mpc(horizon: int = 5, **mpc_options: Any):
+def case_b_mpc(
+    horizon: int = 5, *, bounds: Bounds | None = None, solver: SolverOptions | None = None
+) -> MPC:
     """The same MPC as a general :class:`lgutils.mpc.MPC` (CasADi + IPOPT), model as parameters.
 
     ``params={"A": (n, n), "B": (n, m)}``, so ``phi`` has the flat order of this module.
@@ -471,23 +474,19 @@ def case_b_mpc(horizon: int = 5, **mpc_options: Any):
     ----------
     horizon : int
         Prediction horizon H.
-    **mpc_options
-        Passed to :class:`lgutils.mpc.MPC` (e.g. ``u_lb``, ``u_ub``, ``ipopt_options``).
+    bounds, solver : optional
+        Input bounds and solver options, as for :class:`lgutils.mpc.MPC`.
     """
-    from lgutils.mpc import MPC, check_mpc_options
-
-    check_mpc_options(mpc_options, exclude=("dynamics", "stage_cost", "params"))
     env = case_b()
     n, m = env.B.shape
     Q, R = env.Q, env.R
     return MPC(
-        n,
-        m,
+        Model(n, m, dynamics=lambda x, u, p: p["A"] @ x + p["B"] @ u),
+        Cost(stage=lambda x, u, p: x.T @ Q @ x + u.T @ R @ u),
         check_positive_int("horizon", horizon),
-        dynamics=lambda x, u, p: p["A"] @ x + p["B"] @ u,
-        stage_cost=lambda x, u, p: x.T @ Q @ x + u.T @ R @ u,
         params={"A": (n, n), "B": (n, m)},
-        **mpc_options,
+        bounds=bounds,
+        solver=solver,
     )
 
 

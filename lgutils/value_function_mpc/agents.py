@@ -29,8 +29,19 @@ import numpy as np
 
 from lgutils.core import nn as lgnn
 from lgutils.core.validate import as_array, as_vector, check_positive_int
-from lgutils.mpc import MPCSolveError
-from lgutils.mpc.scenario import ScenarioMPC, scenario_grid
+from lgutils.mpc import (
+    Bounds,
+    Cost,
+    Model,
+    MPCSolveError,
+    Params,
+    Scaling,
+    ScenarioMPC,
+    ScenarioTree,
+    SoftBounds,
+    SolverOptions,
+    scenario_grid,
+)
 from lgutils.value_function_mpc import cstr
 
 __all__ = [
@@ -195,26 +206,27 @@ def _dynamics(x: Any, u: Any, theta: np.ndarray) -> Any:
     return cstr.rhs(x, u, theta[0], theta[1])
 
 
-def _cstr_scenario_mpc(horizon: int, cost: Any, term: Any, **options: Any) -> ScenarioMPC:
-    """The 9-scenario CSTR MPC shared by both agents: goal parameter ``g``, input bounds,
-    ``t_step``, collocation of degree 2 and the variable scaling; ``options`` add the rest."""
+def _cstr_scenario_mpc(
+    horizon: int,
+    cost: Cost,
+    bounds: Bounds,
+    soft: SoftBounds,
+    solver: SolverOptions,
+    integrator: str = "collocation",
+    substeps: int = 1,
+) -> ScenarioMPC:
+    """The 9-scenario CSTR MPC shared by both agents: goal parameter ``g``, ``t_step``,
+    collocation of degree 2 and do-mpc's variable scaling."""
     return ScenarioMPC(
-        4,
-        2,
-        horizon,
-        _dynamics,
-        _scenarios(),
+        Model(4, 2, _dynamics, integrator=integrator, dt=cstr.T_STEP, substeps=substeps, degree=2),
         cost,
-        term,
-        params={"g": ()},
-        default_phi={"g": cstr.GOAL_FIG3},
-        u_lb=cstr.U_LOW,
-        u_ub=cstr.U_HIGH,
-        dt=cstr.T_STEP,
-        degree=2,
-        x_scale=X_SCALE,
-        u_scale=U_SCALE,
-        **options,
+        horizon,
+        ScenarioTree(_scenarios()),
+        params=Params({"g": ()}, default={"g": cstr.GOAL_FIG3}),
+        bounds=bounds,
+        soft=soft,
+        scaling=Scaling(X_SCALE, U_SCALE),
+        solver=solver,
     )
 
 
@@ -252,19 +264,20 @@ def baseline_mpc(
 
     mpc = _cstr_scenario_mpc(
         horizon,
-        cost,
-        term,
-        x_lb=[0.1, 0.1, 50.0, 50.0],
-        x_ub=[2.0, 2.0, np.inf, 140.0],
-        soft_ub=[np.inf, np.inf, 140.0, np.inf],
-        soft_penalty=1e2,
-        soft_terminal=False,
-        terminal_bounds=False,
-        move_weight=[0.1, 1e-3],
+        Cost(cost, term, move_weight=[0.1, 1e-3]),
+        Bounds(
+            cstr.U_LOW,
+            cstr.U_HIGH,
+            [0.1, 0.1, 50.0, 50.0],
+            [2.0, 2.0, np.inf, 140.0],
+            terminal=False,
+        ),
+        SoftBounds([np.inf, np.inf, 140.0, np.inf], penalty=1e2),
+        SolverOptions(
+            ipopt={**IPOPT_OPTIONS, **dict(ipopt_options or {})}, warm_ipopt=WARM_IPOPT_OPTIONS
+        ),
         integrator=integrator,
         substeps=substeps,
-        ipopt_options={**IPOPT_OPTIONS, **dict(ipopt_options or {})},
-        warm_ipopt_options=WARM_IPOPT_OPTIONS,
     )
     return MPCAgent(mpc, "MPC")
 
@@ -343,15 +356,14 @@ def rlmpc(
 
     mpc = _cstr_scenario_mpc(
         horizon,
-        cost,
-        term,
-        soft_ub=RLMPC_SOFT_UB,
-        soft_penalty=soft_penalty,
-        soft_terminal=True,
-        integrator="collocation",
-        ipopt_options={**IPOPT_OPTIONS, **dict(ipopt_options or {})},
-        warm_ipopt_options=WARM_IPOPT_OPTIONS,
-        expand=False,  # keep the networks' derivatives matrix-level
+        Cost(cost, term),
+        Bounds(cstr.U_LOW, cstr.U_HIGH),
+        SoftBounds(RLMPC_SOFT_UB, penalty=soft_penalty, terminal=True),
+        SolverOptions(
+            ipopt={**IPOPT_OPTIONS, **dict(ipopt_options or {})},
+            warm_ipopt=WARM_IPOPT_OPTIONS,
+            nlpsol={"expand": False},  # keep the networks' derivatives matrix-level
+        ),
     )
     return MPCAgent(mpc, "RL+MPC")
 
