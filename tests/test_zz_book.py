@@ -23,6 +23,7 @@ import pytest
 import yaml
 from _conventions import ROOT, smoke_parameters, toc_files, toc_notebooks
 from _execute import EXECUTED, execute
+from _publishing import footer_problems
 from conftest import BOOK_TIMES, NOTEBOOK_FAILED, NOTEBOOK_TIMES
 
 STAGE = ROOT / "_build" / "smoke-book"
@@ -99,6 +100,21 @@ def smoke_book() -> b.Build:
 def test_the_book_builds_without_warnings(smoke_book: b.Build) -> None:
     problems = b.build_problems(smoke_book)
     assert not problems, "jupyter-book build -W -n failed:\n" + "\n".join(problems)
+
+
+def test_every_page_names_both_licences_in_its_footer(smoke_book: b.Build) -> None:
+    pages = sorted(p for p in smoke_book.html.rglob("*.html") if "_static" not in p.parts)
+    if not pages:
+        pytest.skip("the smoke book did not build: see test_the_book_builds_without_warnings")
+    problems = [
+        problem
+        for page in pages
+        for problem in footer_problems(
+            page.read_text(), page.relative_to(smoke_book.html).as_posix()
+        )
+    ]
+    assert not problems, _report(problems)
+    assert len(pages) >= len(toc_files())
 
 
 def test_a_broken_cross_reference_fails_the_build(tmp_path: Path) -> None:
