@@ -32,7 +32,7 @@ CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 SEARCH_TERMS = ["Bellman", "terminal cost"]
 NOT_IN_THE_BOOK = "zyxwvutsrq"
 #: top-level entries of the repository that are not book sources
-NOT_SOURCES = {"_build", "tests", "lgutils", "scripts", "benchmarks", "data"}
+NOT_SOURCES = {"_build", "tests", "lgutils", "scripts", "benchmarks", "data", "schemas"}
 
 
 # --------------------------------------------------------------------------- the smoke book
