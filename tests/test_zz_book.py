@@ -23,6 +23,7 @@ import pytest
 import yaml
 from _conventions import ROOT, smoke_parameters, toc_files, toc_notebooks
 from _execute import EXECUTED, execute
+from _publishing import footer_problems
 from conftest import BOOK_TIMES, NOTEBOOK_FAILED, NOTEBOOK_TIMES
 
 STAGE = ROOT / "_build" / "smoke-book"
@@ -31,7 +32,7 @@ CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 SEARCH_TERMS = ["Bellman", "terminal cost"]
 NOT_IN_THE_BOOK = "zyxwvutsrq"
 #: top-level entries of the repository that are not book sources
-NOT_SOURCES = {"_build", "tests", "lgutils", "scripts", "benchmarks", "data"}
+NOT_SOURCES = {"_build", "tests", "lgutils", "scripts", "benchmarks", "data", "schemas"}
 
 
 # --------------------------------------------------------------------------- the smoke book
@@ -99,6 +100,18 @@ def smoke_book() -> b.Build:
 def test_the_book_builds_without_warnings(smoke_book: b.Build) -> None:
     problems = b.build_problems(smoke_book)
     assert not problems, "jupyter-book build -W -n failed:\n" + "\n".join(problems)
+
+
+def test_every_page_names_both_licences_in_its_footer(smoke_book: b.Build) -> None:
+    files = sorted(p for p in smoke_book.html.rglob("*.html") if "_static" not in p.parts)
+    if not files:
+        pytest.skip("the smoke book did not build: see test_the_book_builds_without_warnings")
+    # every page, but not the bare redirect index.html -> the root page that Jupyter Book adds
+    pages = {p.relative_to(smoke_book.html).as_posix(): p.read_text() for p in files}
+    pages = {name: html for name, html in pages.items() if "<html" in html}
+    problems = [p for name, html in pages.items() for p in footer_problems(html, name)]
+    assert not problems, _report(problems)
+    assert len(pages) >= len(toc_files())
 
 
 def test_a_broken_cross_reference_fails_the_build(tmp_path: Path) -> None:
