@@ -175,7 +175,6 @@ PENDING = {
         "04_mpc_function_approximator",
         "05_local_global",
         "06_practical_optimisation",
-        "07_value_function_mpc",
         "08_mpc_reinforce",
         "09_mpc_in_rl_library",
         "10_exploration",
