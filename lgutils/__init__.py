@@ -15,11 +15,14 @@ The chapters import these modules; each one holds one concept:
 - :mod:`lgutils.mpc` -- the CasADi MPC of eq. (13): policy, Q, V and their sensitivities;
 - :mod:`lgutils.local_global` -- Bellman residuals and policy improvement with MPC agents (Sec. III.B);
 - :mod:`lgutils.practical_optimisation` -- test problems and timing helpers for solve-time studies (Sec. IV.A);
-- :mod:`lgutils.value_function_mpc.cstr` -- the Klatt-Engell reactor, its plant and ``lgutils/CSTR-v0``;
+- :mod:`lgutils.value_function_mpc.cstr` -- the Klatt-Engell reactor and its plant;
+- :mod:`lgutils.value_function_mpc.env` -- its goal-conditioned gymnasium environment ``lgutils/CSTR-v0``;
 - :mod:`lgutils.core.nn` -- SB3 actor and critic networks as CasADi functions;
 - :mod:`lgutils.value_function_mpc.train` -- SAC+HER training of the CSTR agent (``python -m lgutils.value_function_mpc.train cstr``);
 - :mod:`lgutils.mpc.scenario` -- the robust scenario-tree MPC built on :mod:`lgutils.mpc`;
 - :mod:`lgutils.value_function_mpc.agents` -- the RL, MPC and RL+MPC agents of case study A (Fig. 3);
+- :mod:`lgutils.value_function_mpc.evaluation` -- their closed-loop runs, scores and evaluation study
+  (``python -m lgutils.value_function_mpc.evaluation evaluate``);
 - :mod:`lgutils.mpc_reinforce.reinforce` -- case study B: REINFORCE on the MPC's model (Fig. 4);
 - :mod:`lgutils.mpc_reinforce.bounded` -- its input-constrained variant;
 - :mod:`lgutils.mpc_reinforce.qlearning` -- its value-based counterpart (Q-learning of the model);

@@ -7,7 +7,7 @@ from gymnasium.envs.registration import register, registry
 #: environment id -> entry point; each module adds its line when it lands.
 ENVIRONMENTS: dict[str, str] = {
     "lgutils/LinearQuadratic-v0": "lgutils.core.envs:LinearQuadraticEnv",
-    "lgutils/CSTR-v0": "lgutils.value_function_mpc.cstr:CSTREnv",
+    "lgutils/CSTR-v0": "lgutils.value_function_mpc.env:CSTREnv",
 }
 
 for _env_id, _entry_point in ENVIRONMENTS.items():

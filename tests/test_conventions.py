@@ -160,8 +160,8 @@ CODE = (
 #: file name. An entry goes when its module or chapter is restructured; a test fails on a
 #: violation not listed here and on an entry that no longer violates (so the list only shrinks).
 PENDING = {
-    "modules": {"exploration.py", "torch_mpc.py", "reinforce.py", "agents.py"},
-    "functions": {"train.py train_cstr"},
+    "modules": {"exploration.py", "torch_mpc.py", "reinforce.py"},
+    "functions": set(),
     "cells": {
         "01_mdp",
         "02_dynamic_programming",
@@ -169,7 +169,6 @@ PENDING = {
         "04_mpc_function_approximator",
         "05_local_global",
         "06_practical_optimisation",
-        "07_value_function_mpc",
         "08_mpc_reinforce",
         "09_mpc_in_rl_library",
         "10_exploration",
@@ -177,7 +176,7 @@ PENDING = {
     },
     "cycles": {"reinforce.py", "bounded.py"},
     "private": {"bounded.py"},
-    "lazy": {"nn.py", "torch_mpc.py", "bounded.py", "reinforce.py", "agents.py", "train.py"},
+    "lazy": {"nn.py", "torch_mpc.py", "bounded.py", "reinforce.py"},
 }
 
 

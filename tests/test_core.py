@@ -198,6 +198,24 @@ def test_band_mean_and_std() -> None:
         plotting.band(ax, [0, 1, 2], runs, "k", "x")
 
 
+def test_state_profiles_draw_each_state_its_box_and_the_target() -> None:
+    xs = np.array([[0.0, 1.0], [0.5, 3.0], [1.0, 2.0]])
+    fig = plotting.state_profiles(
+        {"MPC": xs, "other": 2 * xs}, ["a [m]", "b [s]"], [0.0, 1.5], [0.8, 2.5], 0.1, (1, 2.2)
+    )
+    ax_a, ax_b = fig.axes
+    np.testing.assert_allclose(ax_b.lines[1].get_ydata(), [2.0, 6.0, 4.0])
+    np.testing.assert_allclose(ax_b.lines[1].get_xdata(), [0.0, 0.1, 0.2])
+    assert ax_a.lines[0].get_color() == plotting.agent_color("MPC")
+    box = ax_b.patches[0]  # the grey band of b's constraints, in data units
+    assert (box.get_y(), box.get_y() + box.get_height()) == pytest.approx((1.5, 2.5))
+    np.testing.assert_allclose(ax_b.lines[-1].get_ydata(), [2.2, 2.2])  # the target
+    assert ax_a.get_ylabel() == "a [m]" and ax_b.get_xlabel() == "time [h]"
+    plt.close(fig)
+    with pytest.raises(ValueError, match=r"states\['x'\] must have shape \(T \+ 1, 2\)"):
+        plotting.state_profiles({"x": np.ones((3, 3))}, ["a", "b"], [0, 0], [1, 1], 0.1)
+
+
 # --- setup check ------------------------------------------------------------------------------
 
 

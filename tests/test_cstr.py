@@ -1,4 +1,4 @@
-"""Tests of the CSTR model, its integrators and the goal-conditioned environment."""
+"""Tests of the CSTR model, its integrators, its closed loop and the goal-conditioned environment."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from scipy.optimize import root
 
 import lgutils  # noqa: F401  (registers the environments)
 from lgutils.value_function_mpc import cstr
+from lgutils.value_function_mpc.env import CSTREnv
 
 P = cstr.PARAMS
 
@@ -138,20 +139,92 @@ def test_simulate_shapes_and_input_clipping():
     np.testing.assert_allclose(us, [[100.0, 0.0]] * 3)
 
 
+def test_closed_loop_is_the_plain_loop_of_clipped_inputs_and_plant_steps():
+    def policy(x, t):
+        return np.array([20.0 + 10.0 * t, -1000.0 - 900.0 * t])  # leaves the bounds from t = 9
+
+    alphas = np.linspace(0.95, 1.05, 12)
+    run = cstr.closed_loop(policy, cstr.X0_FIG3, 12, alpha=alphas, beta=1.1, method="cvodes")
+    x = cstr.X0_FIG3
+    for t in range(12):
+        u = np.minimum(np.maximum(policy(x, t), cstr.U_LOW), cstr.U_HIGH)
+        x = cstr.cvodes_step(x, u, alphas[t], 1.1)
+        np.testing.assert_array_equal(run.actions[t], u)
+        np.testing.assert_array_equal(run.states[t + 1], x)
+    np.testing.assert_array_equal(run.raw_actions[11], policy(None, 11))
+    assert run.policy_times.shape == (12,) and np.all(run.policy_times >= 0)
+    xs, us = cstr.simulate(cstr.X0_FIG3, policy, 12, alphas, 1.1, method="cvodes")
+    np.testing.assert_array_equal(xs, run.states)
+    np.testing.assert_array_equal(us, run.actions)
+
+
+def test_closed_loop_names_a_bad_policy_or_argument():
+    with pytest.raises(ValueError, match=r"policy must return shape \(2,\), got shape \(3,\)"):
+        cstr.closed_loop(lambda x, t: np.zeros(3), cstr.X0_FIG3, 2)
+    with pytest.raises(ValueError, match="policy must return finite values"):
+        cstr.closed_loop(lambda x, t: np.array([np.nan, 0.0]), cstr.X0_FIG3, 2)
+    with pytest.raises(ValueError, match="method must be 'rk4' or 'cvodes', got 'euler'"):
+        cstr.closed_loop(lambda x, t: np.zeros(2), cstr.X0_FIG3, 2, method="euler")
+    with pytest.raises(ValueError, match="x0 must be a vector of shape"):
+        cstr.closed_loop(lambda x, t: np.zeros(2), [1.0, 2.0], 2)
+
+
+def test_env_refuses_a_non_finite_action():
+    env = gym.make("lgutils/CSTR-v0")
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"action must be finite, got array\(\[nan,  0\.\]\)"):
+        env.step([np.nan, 0.0])
+    with pytest.raises(ValueError, match="action must be finite"):
+        env.unwrapped.step(np.array([1.0, -np.inf], dtype=np.float32))
+    with pytest.raises(ValueError, match="action must be numeric, got str"):
+        env.unwrapped.step("up")
+
+
+def test_env_refuses_a_wrongly_shaped_action():
+    env = gym.make("lgutils/CSTR-v0")
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"action must have shape \(2,\), got shape \(1,\)"):
+        env.step([1.0])
+    with pytest.raises(ValueError, match=r"action must have shape \(2,\), got shape \(1, 2\)"):
+        env.unwrapped.step(np.ones((1, 2)))
+    # a good action still steps, and the refused ones changed nothing
+    x_before = env.unwrapped.state
+    _, _, _, _, info = env.step(np.array([2.0, -3.0], dtype=np.float32))
+    np.testing.assert_allclose(
+        info["x"], cstr.rk4_step(x_before, [20.0, -3000.0], info["alpha"], info["beta"])
+    )
+
+
+def test_env_refuses_unknown_reset_options():
+    env = gym.make("lgutils/CSTR-v0")
+    with pytest.raises(
+        ValueError,
+        match=r"options has unknown keys \['x_0'\]; expected keys among \['x0', 'goal'\]",
+    ):
+        env.reset(seed=0, options={"x_0": cstr.X0_FIG3})
+    with pytest.raises(ValueError, match="options must be a dict with keys among"):
+        env.reset(seed=0, options=[("x0", cstr.X0_FIG3)])
+    with pytest.raises(ValueError, match=r"options\['goal'\] must be a vector of shape \(1,\)"):
+        env.reset(seed=0, options={"goal": [0.6, 0.7]})
+    _, info = env.reset(seed=0, options={"x0": cstr.X0_FIG3, "goal": 0.65})
+    np.testing.assert_array_equal(info["x"], cstr.X0_FIG3)
+    assert env.unwrapped.goal == 0.65
+
+
 def test_env_passes_gymnasium_and_sb3_checkers():
     from gymnasium.utils.env_checker import check_env
     from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
     env = gym.make("lgutils/CSTR-v0")
-    assert isinstance(env.unwrapped, cstr.CSTREnv)
+    assert isinstance(env.unwrapped, CSTREnv)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # infinite obs bounds, non-symmetric actions
         check_env(env.unwrapped, skip_render_check=True)
-        sb3_check_env(cstr.CSTREnv(), warn=False)
+        sb3_check_env(CSTREnv(), warn=False)
 
 
 def test_env_spaces_units_and_truncation():
-    env = cstr.CSTREnv()
+    env = CSTREnv()
     np.testing.assert_allclose(env.action_space.low, [0.5, -8.5])
     np.testing.assert_allclose(env.action_space.high, [10.0, 0.0])
     obs, info = env.reset(seed=0)
@@ -180,7 +253,7 @@ def test_network_input_is_sb3_sorted_concatenation_and_invertible_map_of_z():
     import torch
     from stable_baselines3.common.torch_layers import CombinedExtractor
 
-    env = cstr.CSTREnv()
+    env = CSTREnv()
     obs, info = env.reset(seed=4)
     ext = CombinedExtractor(env.observation_space)
     flat = ext({k: torch.as_tensor(v)[None] for k, v in obs.items()}).numpy()[0]
@@ -195,7 +268,7 @@ def test_network_input_is_sb3_sorted_concatenation_and_invertible_map_of_z():
 
 
 def test_reward_and_goal_relabelling():
-    env = cstr.CSTREnv()
+    env = CSTREnv()
     obs, _ = env.reset(seed=5, options={"x0": [1.0, 0.7, 120.0, 118.0], "goal": 0.7})
     ags, dgs, rewards = [], [], []
     for _ in range(50):
@@ -225,7 +298,7 @@ def test_her_buffer_relabels_with_the_env_reward():
     from stable_baselines3 import HerReplayBuffer
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    venv = DummyVecEnv([cstr.CSTREnv])
+    venv = DummyVecEnv([CSTREnv])
     venv.seed(0)
     buf = HerReplayBuffer(
         200,
@@ -256,19 +329,19 @@ def test_uncertainty_sets_and_nominal_option():
     assert not np.any(np.isclose(cstr.ALPHA_TRAIN, 1.0)) and not np.any(
         np.isclose(cstr.BETA_TRAIN, 1.0)
     )
-    env = cstr.CSTREnv()
+    env = CSTREnv()
     env.reset(seed=0)
     draws = [env.step(env.action_space.sample())[4] for _ in range(40)]
     assert all(d["alpha"] in cstr.ALPHA_TRAIN and d["beta"] in cstr.BETA_TRAIN for d in draws)
     assert len({d["alpha"] for d in draws}) > 3
-    nom = cstr.CSTREnv(nominal=True)
+    nom = CSTREnv(nominal=True)
     nom.reset(seed=0)
     assert all(nom.step(nom.action_space.sample())[4]["alpha"] == 1.0 for _ in range(5))
 
 
 def test_seeding_reproduces_trajectories():
     def run(seed):
-        env = cstr.CSTREnv()
+        env = CSTREnv()
         env.action_space.seed(seed)
         obs, _ = env.reset(seed=seed)
         out = [np.concatenate(list(obs.values()))]

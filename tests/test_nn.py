@@ -13,6 +13,7 @@ from stable_baselines3 import SAC
 
 from lgutils.core import nn
 from lgutils.value_function_mpc import cstr
+from lgutils.value_function_mpc.env import CSTREnv
 
 torch.set_num_threads(1)
 
@@ -68,7 +69,7 @@ def _inputs(model, n, rng):
 
 @pytest.fixture(scope="module")
 def cstr_model():
-    return _perturbed_sac(cstr.CSTREnv(), torch.nn.SiLU)
+    return _perturbed_sac(CSTREnv(), torch.nn.SiLU)
 
 
 @pytest.mark.parametrize("scaled", [True, False])
@@ -98,7 +99,7 @@ def test_actor_matches_torch_values_and_jacobian(cstr_model, scaled):
 def test_unscaled_actor_matches_sb3_predict(cstr_model):
     model = cstr_model
     f = nn.actor_function(nn.sac_weights(model))
-    env = cstr.CSTREnv()
+    env = CSTREnv()
     obs, info = env.reset(seed=1)
     a, _ = model.predict(obs, deterministic=True)
     s = cstr.network_input(info["x"], env.goal)

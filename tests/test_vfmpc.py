@@ -1,4 +1,5 @@
-"""Tests of the case-study-A agents: metrics, the RL agent, the value function and the robust MPCs."""
+"""Tests of the case-study-A agents and their evaluation: metrics, the RL agent, the value function
+and the robust MPCs."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ import torch
 from stable_baselines3 import SAC
 
 from lgutils.core import nn
-from lgutils.value_function_mpc import agents, cstr
+from lgutils.mpc import MPCSolveError
+from lgutils.mpc.scenario import scenario_grid
+from lgutils.value_function_mpc import agents, cstr, evaluation
+from lgutils.value_function_mpc.env import CSTREnv
 
 torch.set_num_threads(1)
 
@@ -18,7 +22,7 @@ torch.set_num_threads(1)
 def sac_model():
     model = SAC(
         "MultiInputPolicy",
-        cstr.CSTREnv(),
+        CSTREnv(),
         policy_kwargs={"net_arch": [64, 64], "activation_fn": torch.nn.SiLU},
         buffer_size=100,
         seed=1,
@@ -43,7 +47,7 @@ def test_trajectory_metrics_on_a_hand_made_trajectory():
             [1.0, 0.64, 120.0, 100.0],  # near goal
         ]
     )
-    m = agents.trajectory_metrics(xs, g)
+    m = evaluation.trajectory_metrics(xs, g)
     assert m["max_violation"] == pytest.approx(1.0)
     np.testing.assert_allclose(m["max_violation_by_state"], [0.5, 0.0, 1.0, 0.0])
     assert m["final_cb_error"] == pytest.approx(0.01)
@@ -53,14 +57,14 @@ def test_trajectory_metrics_on_a_hand_made_trajectory():
     err = np.abs(xs[1:, 1] - g)
     assert m["l1_error"] == pytest.approx(err.mean())
     assert m["l2_error"] == pytest.approx(np.sqrt((err**2).mean()))
-    assert agents.trajectory_metrics(xs[:4], g)["steps_to_target"] is None
+    assert evaluation.trajectory_metrics(xs[:4], g)["steps_to_target"] is None
     with pytest.raises(ValueError, match="states must have shape"):
-        agents.trajectory_metrics(xs[:1], g)
+        evaluation.trajectory_metrics(xs[:1], g)
 
 
 def test_summarize_is_the_normal_confidence_interval():
     a = np.array([1.0, 2.0, 4.0, 7.0])
-    s = agents.summarize(a)
+    s = evaluation.summarize(a)
     half = 1.96 * np.std(a, ddof=1) / 2.0
     assert s["mean"] == pytest.approx(3.5)
     assert s["ci_high"] - s["mean"] == pytest.approx(half)
@@ -69,13 +73,28 @@ def test_summarize_is_the_normal_confidence_interval():
 
 def test_rl_agent_equals_sb3_deterministic_prediction(sac_model):
     agent = agents.RLAgent(nn.sac_weights(sac_model))
-    env = cstr.CSTREnv()
+    env = CSTREnv()
     for seed in range(5):
         obs, info = env.reset(seed=seed)
         a, _ = sac_model.predict(obs, deterministic=True)
         np.testing.assert_allclose(
             agent.act(info["x"], env.goal), cstr.action_to_input(a), rtol=1e-4, atol=1e-3
         )
+
+
+def test_run_agent_is_the_plain_closed_loop_and_times_each_call(sac_model):
+    agent = agents.RLAgent(nn.sac_weights(sac_model))
+    betas = np.linspace(0.9, 1.1, 6)
+    run = evaluation.run_agent(agent, cstr.X0_FIG3, 0.7, 6, alpha=1.05, beta=betas, method="rk4")
+    x = cstr.X0_FIG3
+    for t in range(6):
+        u = np.clip(agent.act(x, 0.7), cstr.U_LOW, cstr.U_HIGH)
+        x = cstr.rk4_step(x, u, 1.05, betas[t])
+        np.testing.assert_array_equal(run.inputs[t], u)
+        np.testing.assert_array_equal(run.states[t + 1], x)
+    assert run.step_times.shape == (6,) and np.all(run.step_times > 0) and run.failures == 0
+    with pytest.raises(ValueError, match="agent must have act"):
+        evaluation.run_agent(object(), cstr.X0_FIG3, 0.7, 2)
 
 
 def test_value_casadi_equals_value_numpy_and_has_the_finite_difference_gradient(sac_model):
@@ -114,7 +133,7 @@ def test_baseline_mpc_plans_are_consistent_with_the_plant_of_each_scenario():
     np.testing.assert_allclose(res.u_pred[:, 0], np.tile(u, (9, 1)), atol=1e-8)
     assert np.all(u >= cstr.U_LOW - 1e-6) and np.all(u <= cstr.U_HIGH + 1e-6)
     # every branch's collocation prediction matches CVODES under that branch's (alpha, beta)
-    scen = agents.scenario_grid(cstr.ALPHA_SCENARIOS, cstr.BETA_SCENARIOS)
+    scen = scenario_grid(cstr.ALPHA_SCENARIOS, cstr.BETA_SCENARIOS)
     for i, (al, be) in enumerate(scen):
         x = x0
         for k in range(4):
@@ -131,18 +150,18 @@ def test_mpc_agent_holds_its_input_when_the_problem_is_infeasible():
     x_bad = np.array(
         [1.99, 1.45, 60.0, 60.0]
     )  # c_A exceeds 2 within one step: hard bounds infeasible
-    run = agents.run_agent(agent, x_bad, 0.7, 2)
+    run = evaluation.run_agent(agent, x_bad, 0.7, 2)
     assert run.failures >= 1
     np.testing.assert_allclose(run.inputs[0], np.clip([0.0, 0.0], cstr.U_LOW, cstr.U_HIGH))
     strict = agents.MPCAgent(agent.mpc, "MPC", on_failure="raise")
-    with pytest.raises(agents.MPCSolveError):
+    with pytest.raises(MPCSolveError):
         strict.act(x_bad, 0.7)
 
 
 def test_rlmpc_is_feasible_where_the_baseline_is_not(sac_model):
     agent = agents.rlmpc(nn.sac_weights(sac_model), horizon=2)
     x_bad = np.array([1.99, 1.45, 60.0, 60.0])  # infeasible for the baseline (hard bounds)
-    run = agents.run_agent(agent, x_bad, 0.7, 2)
+    run = evaluation.run_agent(agent, x_bad, 0.7, 2)
     assert run.failures == 0
     assert agent.last.slack.min() >= -1e-7
 

@@ -7,13 +7,22 @@ same agent has the same colour in every chapter.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["PALETTE", "AGENT_COLORS", "use_style", "agent_color", "band", "subplots"]
+__all__ = [
+    "PALETTE",
+    "AGENT_COLORS",
+    "use_style",
+    "agent_color",
+    "band",
+    "subplots",
+    "state_profiles",
+]
 
 #: Okabe-Ito colour-blind-safe palette.
 PALETTE: dict[str, str] = {
@@ -96,3 +105,76 @@ def band(
     ax.fill_between(x, mean - k * std, mean + k * std, color=color, alpha=0.2, linewidth=0)
     if median:
         ax.plot(x, np.median(runs, axis=0), color=color, linestyle="--", label=f"{label} (median)")
+
+
+# --- state profiles with their constraint box (chapter 07's Fig. 3) ---------------------------
+
+
+def state_profiles(
+    states: Mapping[str, Any],
+    labels: Sequence[str],
+    low: Sequence[float],
+    high: Sequence[float],
+    t_step: float,
+    target: tuple[int, float] | None = None,
+    target_label: str = "target",
+    axes: Any = None,
+) -> plt.Figure:
+    """Each state against time in its own panel, one line per agent, the allowed range shaded.
+
+    Parameters
+    ----------
+    states : dict
+        Agent name -> states of shape (T + 1, n); agents named as in :data:`AGENT_COLORS` get
+        their colour.
+    labels : sequence of n str
+        Axis label of each state, with its unit.
+    low, high : sequence of n float
+        The constraint box, drawn as a grey band in each panel.
+    t_step : float
+        Sampling time (the time axis is labelled in hours).
+    target : (int, float), optional
+        ``(index, value)``: a set-point drawn dashed in that state's panel.
+    target_label : str
+        Its legend entry (followed by `` = value``).
+    axes : array of n matplotlib axes, optional
+        Created (stacked, shared time axis) with :func:`subplots` when omitted.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    n = len(labels)
+    if len(low) != n or len(high) != n:
+        raise ValueError(
+            f"low and high must have {n} entries (one per label), got {len(low)}, {len(high)}"
+        )
+    if axes is None:
+        fig, axes = subplots(n, 1, figsize=(6.4, 1.9 * n), sharex=True)
+    else:
+        fig = axes[0].figure
+    for j, ax in enumerate(axes):
+        ax.axhspan(
+            low[j], high[j], color="0.85", alpha=0.6, lw=0, label="constraints" if j == 0 else None
+        )
+        for name, xs in states.items():
+            xs = np.asarray(xs, dtype=float)
+            if xs.ndim != 2 or xs.shape[1] != n:
+                raise ValueError(
+                    f"states[{name!r}] must have shape (T + 1, {n}), got shape {xs.shape}"
+                )
+            color = AGENT_COLORS.get(name)
+            ax.plot(
+                np.arange(xs.shape[0]) * t_step,
+                xs[:, j],
+                color=color,
+                label=name if j == 0 else None,
+            )
+        ax.set_ylabel(labels[j])
+    if target is not None:
+        j, value = target
+        axes[j].axhline(value, color="k", ls="--", lw=1, label=f"{target_label} = {value}")
+        axes[j].legend(loc="lower right", fontsize=8)
+    axes[-1].set_xlabel("time [h]")
+    axes[0].legend(loc="upper right", fontsize=8, ncols=2)
+    return fig

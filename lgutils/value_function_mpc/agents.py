@@ -11,23 +11,23 @@ Three agents track a set-point ``g`` of ``c_B`` on :mod:`lgutils.value_function_
 - **RL+MPC**: the same robust structure with horizon 5, stage cost
   ``-exp(-0.5 ((g - c_B) / 0.1)^2)``, terminal cost ``-V(x_H, g)`` with
   ``V(x, g) = Q_1(s, mu(s))`` the learned critic at the actor's mean, soft state upper bounds
-  (:func:`rlmpc`) (Lawrence et al., 2025, paper ref. [13]).
+  (:func:`rlmpc`, its two cost terms from :func:`rlmpc_costs`) (Lawrence et al., 2025, paper
+  ref. [13]).
 
-:func:`run_agent` closes the loop on the plant, :func:`trajectory_metrics` scores a run, and
-:func:`value_numpy` evaluates the learned ``V`` on a grid (for the slices of the chapter).
+:func:`value_casadi` is ``V`` as a CasADi function (matrix-level ``MX`` for the MPC, or scalar
+``SX``), :func:`value_numpy` evaluates it on a batch (for the slices of the chapter). The
+closed-loop runs and their scores are in :mod:`lgutils.value_function_mpc.evaluation`.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import casadi as ca
 import numpy as np
 
-from lgutils.core import nn as lgnn
+from lgutils.core import nn
 from lgutils.core.validate import as_array, as_vector, check_positive_int
 from lgutils.mpc import (
     Bounds,
@@ -49,27 +49,20 @@ __all__ = [
     "IPOPT_OPTIONS",
     "WARM_IPOPT_OPTIONS",
     "U_SCALE",
-    "TARGET_BAND",
+    "RLMPC_SOFT_UB",
+    "RLMPC_SOFT_PENALTY",
     "RLAgent",
     "MPCAgent",
     "baseline_mpc",
     "rlmpc",
-    "run_agent",
-    "Run",
-    "trajectory_metrics",
-    "summarize",
+    "rlmpc_costs",
     "value_numpy",
     "value_casadi",
-    "evaluate",
-    "evaluation_study",
-    "plot_state_profiles",
 ]
 
 #: do-mpc's variable scaling: states (c_A, c_B, T_R, T_K), inputs (F, Qdot).
 X_SCALE = np.array([1.0, 1.0, 100.0, 100.0])
 U_SCALE = np.array([100.0, 2000.0])
-#: |c_B - g| within which a run counts as "at the target" [mol/l].
-TARGET_BAND: float = 0.05
 #: Soft upper bounds of RL+MPC and their linear penalties per unit violation (mol/l, deg C).
 RLMPC_SOFT_UB = np.array([2.0, 2.0, 140.0, 140.0])
 RLMPC_SOFT_PENALTY = np.array([1e3, 1e3, 1e1, 1e1])
@@ -110,7 +103,7 @@ class RLAgent:
     name = "RL"
 
     def __init__(self, weights: Mapping[str, np.ndarray]) -> None:
-        self._layers = lgnn.mlp_layers(weights, "actor")
+        self._layers = nn.mlp_layers(weights, "actor")
         self._act = str(weights["activation"])
         self._low = np.asarray(weights["action_low"], float)
         self._high = np.asarray(weights["action_high"], float)
@@ -121,7 +114,7 @@ class RLAgent:
     def act(self, x: np.ndarray, g: float) -> np.ndarray:
         """Input ``(F [1/h], Qdot [kJ/h])`` at state ``x`` (shape (4,)) for goal ``g``."""
         s = cstr.network_input(x, g)[None]
-        a = np.tanh(lgnn.mlp_numpy(self._layers, self._act, s))[0]
+        a = np.tanh(nn.mlp_numpy(self._layers, self._act, s))[0]
         return cstr.action_to_input(self._low + 0.5 * (a + 1) * (self._high - self._low))
 
 
@@ -292,7 +285,7 @@ def value_casadi(weights: Mapping[str, np.ndarray], index: int = 0, sym: str = "
     casadi.Function
         ``v = V(x, g)``, ``x`` of shape (4, 1) in do-mpc units, ``g`` scalar [mol/l].
     """
-    v = lgnn.value_function(weights, index, sym=sym)
+    v = nn.value_function(weights, index, sym=sym)
     S = ca.SX if sym == "SX" else ca.MX
     x = S.sym("x", 4)
     g = S.sym("g")
@@ -319,8 +312,42 @@ def value_numpy(weights: Mapping[str, np.ndarray], x: Any, g: Any, index: int = 
         raise ValueError(f"x must have shape (n, 4), got shape {x.shape}")
     act = str(weights["activation"])
     s = cstr.network_input(x, g)
-    a = np.tanh(lgnn.mlp_numpy(lgnn.mlp_layers(weights, "actor"), act, s))
-    return lgnn.mlp_numpy(lgnn.mlp_layers(weights, f"critic{index}"), act, np.hstack([s, a]))[:, 0]
+    a = np.tanh(nn.mlp_numpy(nn.mlp_layers(weights, "actor"), act, s))
+    return nn.mlp_numpy(nn.mlp_layers(weights, f"critic{index}"), act, np.hstack([s, a]))[:, 0]
+
+
+def rlmpc_costs(
+    weights: Mapping[str, np.ndarray], stage_width: float = 0.1
+) -> tuple[Callable[[Any, Any, Mapping[str, Any]], Any], Callable[[Any, Mapping[str, Any]], Any]]:
+    """The objective of one scenario of RL+MPC: stage cost and terminal cost, as the MPC takes them.
+
+    Parameters
+    ----------
+    weights : dict
+        The SAC agent's weights (:func:`lgutils.core.nn.load_weights`).
+    stage_width : float
+        Width of the reward-shaped stage cost in c_B [mol/l] (default 0.1).
+
+    Returns
+    -------
+    stage_cost : callable
+        ``stage_cost(x, u, p) = -exp(-0.5 ((p["g"] - c_B) / stage_width)^2)``, ``x`` of shape
+        (4, 1) in do-mpc units, ``p["g"]`` the goal [mol/l]; CasADi in, CasADi out.
+    terminal_cost : callable
+        ``terminal_cost(x, p) = -V(x, p["g"])`` with ``V`` the learned value
+        (:func:`value_casadi`, critic 0, matrix-level ``MX``).
+    """
+    if not stage_width > 0:
+        raise ValueError(f"stage_width must be positive, got {stage_width!r}")
+    V = value_casadi(weights, sym="MX")
+
+    def stage_cost(x: Any, u: Any, p: Mapping[str, Any]) -> Any:  # noqa: ARG001
+        return -ca.exp(-0.5 * ((p["g"] - x[1]) / stage_width) ** 2)
+
+    def terminal_cost(x: Any, p: Mapping[str, Any]) -> Any:
+        return -V(x, p["g"])
+
+    return stage_cost, terminal_cost
 
 
 def rlmpc(
@@ -334,7 +361,8 @@ def rlmpc(
 
     Same 9-scenario structure and collocation as :func:`baseline_mpc`, horizon ``horizon`` (5),
     no input-move penalty, stage cost ``-exp(-0.5 ((g - c_B) / stage_width)^2)`` at
-    ``x_0..x_{H-1}``, terminal cost ``-V(x_H, g)`` (:func:`value_casadi`, critic 0), hard input
+    ``x_0..x_{H-1}``, terminal cost ``-V(x_H, g)`` (:func:`value_casadi`, critic 0; both from
+    :func:`rlmpc_costs`), hard input
     bounds and soft upper bounds ``c_A, c_B <= 2``, ``T_R, T_K <= 140`` on ``x_1..x_H`` of
     every scenario with linear penalties ``soft_penalty`` per unit violation (default 1e3 per
     mol/l, 10 per deg C).
@@ -344,16 +372,7 @@ def rlmpc(
     MPCAgent
     """
     horizon = check_positive_int("horizon", horizon)
-    if not stage_width > 0:
-        raise ValueError(f"stage_width must be positive, got {stage_width!r}")
-    V = value_casadi(weights, sym="MX")
-
-    def cost(x, u, p):  # noqa: ARG001
-        return -ca.exp(-0.5 * ((p["g"] - x[1]) / stage_width) ** 2)
-
-    def term(x, p):
-        return -V(x, p["g"])
-
+    cost, term = rlmpc_costs(weights, stage_width)
     mpc = _cstr_scenario_mpc(
         horizon,
         Cost(cost, term),
@@ -366,345 +385,3 @@ def rlmpc(
         ),
     )
     return MPCAgent(mpc, "RL+MPC")
-
-
-@dataclass(frozen=True)
-class Run:
-    """A closed-loop run.
-
-    Attributes
-    ----------
-    states : numpy.ndarray, shape (T + 1, 4)
-    inputs : numpy.ndarray, shape (T, 2)
-    step_times : numpy.ndarray, shape (T,)
-        Wall-clock seconds of each ``agent.act`` call.
-    failures : int
-        Failed MPC solves during the run (0 for the RL agent).
-    """
-
-    states: np.ndarray
-    inputs: np.ndarray
-    step_times: np.ndarray
-    failures: int = 0
-
-
-def run_agent(
-    agent: Any,
-    x0: Any,
-    goal: float,
-    n_steps: int,
-    alpha: Any = 1.0,
-    beta: Any = 1.0,
-    method: str = "cvodes",
-) -> Run:
-    """Closed loop of ``agent`` on the plant from ``x0`` with set-point ``goal``.
-
-    Parameters
-    ----------
-    agent : RLAgent or MPCAgent
-        Anything with ``reset()`` and ``act(x, g) -> u``.
-    x0 : array_like, shape (4,)
-    goal : float
-        Target ``c_B`` [mol/l].
-    n_steps : int
-    alpha, beta : float or array_like, shape (n_steps,)
-        Plant parameters (constant or per step).
-    method : {"cvodes", "rk4"}
-        Plant integrator (:func:`lgutils.value_function_mpc.cstr.plant_step`).
-
-    Returns
-    -------
-    Run
-    """
-    if not (hasattr(agent, "act") and hasattr(agent, "reset")):
-        raise ValueError(f"agent must have act(x, g) and reset(), got {type(agent).__name__}")
-    n_steps = check_positive_int("n_steps", n_steps)
-    x = as_vector("x0", x0, 4)
-    al = np.broadcast_to(as_array("alpha", alpha), (n_steps,))
-    be = np.broadcast_to(as_array("beta", beta), (n_steps,))
-    agent.reset()
-    xs = np.empty((n_steps + 1, 4))
-    us = np.empty((n_steps, 2))
-    times = np.empty(n_steps)
-    xs[0] = x
-    for t in range(n_steps):
-        t0 = time.perf_counter()
-        u = np.clip(agent.act(xs[t], goal), cstr.U_LOW, cstr.U_HIGH)
-        times[t] = time.perf_counter() - t0
-        us[t] = u
-        xs[t + 1] = cstr.plant_step(xs[t], u, al[t], be[t], method=method)
-    return Run(xs, us, times, int(getattr(agent, "failures", 0)))
-
-
-def trajectory_metrics(states: Any, goal: float, band: float = TARGET_BAND) -> dict[str, Any]:
-    """Scores of one run.
-
-    Parameters
-    ----------
-    states : array_like, shape (T + 1, 4)
-    goal : float
-    band : float
-        Half-width of the target band on ``c_B`` [mol/l].
-
-    Returns
-    -------
-    dict
-        ``max_violation``: largest excess of any state over the box ``[X_LOW, X_HIGH]`` in that
-        state's units (0 if never outside); ``max_violation_by_state`` (4 values);
-        ``final_cb_error``: ``|c_B(T) - g|``; ``steps_to_target``: first step from which
-        ``|c_B - g| <= band`` holds to the end (None if never); ``time_near_goal``: fraction of
-        the steps ``1..T`` with ``|c_B - g| <= band``; ``time_outside``: fraction of the steps
-        ``1..T`` outside the box (by more than 1e-6); ``l1_error``, ``l2_error``: mean of
-        ``|c_B - g|`` and root mean square of ``c_B - g`` over the steps ``1..T``.
-    """
-    xs = as_array("states", states)
-    if xs.ndim != 2 or xs.shape[1] != 4 or xs.shape[0] < 2:
-        raise ValueError(f"states must have shape (T + 1, 4) with T >= 1, got shape {xs.shape}")
-    v = cstr.violation(xs)
-    err = np.abs(xs[:, 1] - goal)
-    inside = err <= band
-    steps_to_target = None
-    if inside[-1]:
-        outside_idx = np.flatnonzero(~inside)
-        steps_to_target = int(outside_idx[-1] + 1) if outside_idx.size else 0
-    return {
-        "max_violation": float(v.max()),
-        "max_violation_by_state": v.max(axis=0).tolist(),
-        "final_cb_error": float(err[-1]),
-        "steps_to_target": steps_to_target,
-        "time_near_goal": float(inside[1:].mean()),
-        "time_outside": float((v[1:].max(axis=1) > 1e-6).mean()),
-        "l1_error": float(err[1:].mean()),
-        "l2_error": float(np.sqrt((err[1:] ** 2).mean())),
-    }
-
-
-def summarize(values: Any) -> dict[str, float]:
-    """Mean and normal-approximation 95% confidence interval of a sample.
-
-    Returns
-    -------
-    dict
-        ``mean``, ``ci_low``, ``ci_high`` (``mean -+ 1.96 s / sqrt(n)``), ``n``.
-    """
-    a = as_array("values", values)
-    if a.ndim != 1 or a.size < 1:
-        raise ValueError(f"values must be a non-empty 1-D array, got shape {a.shape}")
-    m = float(a.mean())
-    half = 1.96 * float(a.std(ddof=1)) / np.sqrt(a.size) if a.size > 1 else 0.0
-    return {"mean": m, "ci_low": m - half, "ci_high": m + half, "n": int(a.size)}
-
-
-def evaluate(
-    agents: Mapping[str, Any],
-    x0s: Any,
-    goals: Any,
-    n_steps: int,
-    alphas: Any = None,
-    betas: Any = None,
-    progress: bool = True,
-) -> dict[str, list[dict[str, Any]]]:
-    """Run every agent from every initial state and score the runs.
-
-    Parameters
-    ----------
-    agents : dict
-        Name -> agent (``reset()``, ``act(x, g)``).
-    x0s : array_like, shape (n, 4)
-        Initial states.
-    goals : array_like, shape (n,)
-        Set-points of ``c_B`` [mol/l].
-    n_steps : int
-        Steps per run.
-    alphas, betas : array_like, shape (n,), optional
-        The plant's parameters for each run, constant over the run (default nominal 1).
-    progress : bool
-        Show a progress bar.
-
-    Returns
-    -------
-    dict
-        Name -> list (one per run) of :func:`trajectory_metrics` dicts, each with the run's
-        ``median_step_time`` [s] and ``solver_failures`` (failed MPC solves) added.
-    """
-    x0s = as_array("x0s", x0s)
-    if x0s.ndim != 2 or x0s.shape[1] != 4:
-        raise ValueError(f"x0s must have shape (n, 4), got shape {x0s.shape}")
-    n = x0s.shape[0]
-    goals = as_vector("goals", goals, n)
-    alphas = np.ones(n) if alphas is None else as_vector("alphas", alphas, n)
-    betas = np.ones(n) if betas is None else as_vector("betas", betas, n)
-    jobs = [(name, i) for i in range(n) for name in agents]
-    if progress:
-        from tqdm.auto import tqdm
-
-        jobs = tqdm(jobs, desc="closed-loop runs", leave=False)
-    out: dict[str, list[dict[str, Any]]] = {name: [] for name in agents}
-    for name, i in jobs:
-        run = run_agent(agents[name], x0s[i], goals[i], n_steps, alphas[i], betas[i])
-        m = trajectory_metrics(run.states, goals[i])
-        m["median_step_time"] = float(np.median(run.step_times))
-        m["solver_failures"] = run.failures
-        out[name].append(m)
-    return out
-
-
-def plot_state_profiles(
-    states: Mapping[str, Any], goal: float, axes: Any = None, t_step: float = cstr.T_STEP
-) -> Any:
-    """Fig. 3's four stacked panels: c_A, c_B, T_R, T_K against time, one line per agent.
-
-    Parameters
-    ----------
-    states : dict
-        Agent name (``"RL"``, ``"MPC"``, ``"RL+MPC"``, ...) -> states of shape (T + 1, 4).
-    goal : float
-        Target c_B, drawn dashed in the c_B panel.
-    axes : array of 4 matplotlib axes, optional
-        Created with :func:`lgutils.core.plotting.subplots` when omitted.
-    t_step : float
-        Sampling time [h].
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-    """
-    from lgutils.core import plotting
-
-    if axes is None:
-        fig, axes = plotting.subplots(4, 1, figsize=(6.4, 7.6), sharex=True)
-    else:
-        fig = axes[0].figure
-    labels = [r"$c_A$ [mol/l]", r"$c_B$ [mol/l]", r"$T_R$ [°C]", r"$T_K$ [°C]"]
-    for j, ax in enumerate(axes):
-        ax.axhspan(
-            cstr.X_LOW[j],
-            cstr.X_HIGH[j],
-            color="0.85",
-            alpha=0.6,
-            lw=0,
-            label="constraints" if j == 0 else None,
-        )
-        for name, xs in states.items():
-            xs = as_array(f"states[{name!r}]", xs)
-            t = np.arange(xs.shape[0]) * t_step
-            try:
-                color = plotting.agent_color(name)
-            except ValueError:
-                color = None
-            ax.plot(t, xs[:, j], color=color, label=name if j == 0 else None)
-        ax.set_ylabel(labels[j])
-    axes[1].axhline(goal, color="k", ls="--", lw=1, label=f"target $c_B$ = {goal}")
-    axes[-1].set_xlabel("time [h]")
-    axes[0].legend(loc="upper right", fontsize=8, ncols=2)
-    axes[1].legend(loc="lower right", fontsize=8)
-    return fig
-
-
-def evaluation_study(
-    weights: Mapping[str, np.ndarray],
-    n_states: int = 30,
-    n_steps: int = 50,
-    seed: int = 0,
-    rlmpc_horizon: int = 5,
-    mpc_horizon: int = 20,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """The three agents from random initial states, on the nominal plant and on uncertain plants.
-
-    Initial states are uniform in the box, goals uniform in {0.6, 0.7, 0.8}; each uncertain
-    plant has one ``(alpha, beta)`` drawn uniformly from the 9 scenarios, constant over its run.
-    The same states and goals serve both plants. Everything is drawn from
-    ``numpy.random.default_rng(seed)``.
-
-    Returns
-    -------
-    dict
-        ``x0`` (n_states, 4), ``goals`` (n_states,), ``alpha``, ``beta`` (n_states,) as lists,
-        ``settings`` and ``runs``: plant (``"nominal"``, ``"uncertain"``) -> agent name -> list
-        of :func:`evaluate` metric dicts.
-    """
-    n_states = check_positive_int("n_states", n_states)
-    rng = np.random.default_rng(check_positive_int("seed", seed, minimum=0))
-    x0 = rng.uniform(cstr.X_LOW, cstr.X_HIGH, size=(n_states, 4))
-    goals = rng.choice(cstr.GOALS, size=n_states)
-    scen = scenario_grid(cstr.ALPHA_SCENARIOS, cstr.BETA_SCENARIOS)[rng.integers(9, size=n_states)]
-    agents = {
-        "RL": RLAgent(weights),
-        "MPC": baseline_mpc(horizon=mpc_horizon),
-        "RL+MPC": rlmpc(weights, horizon=rlmpc_horizon),
-    }
-    runs = {
-        "nominal": evaluate(agents, x0, goals, n_steps, progress=progress),
-        "uncertain": evaluate(
-            agents, x0, goals, n_steps, scen[:, 0], scen[:, 1], progress=progress
-        ),
-    }
-    return {
-        "x0": x0.tolist(),
-        "goals": goals.tolist(),
-        "alpha": scen[:, 0].tolist(),
-        "beta": scen[:, 1].tolist(),
-        "settings": {
-            "n_states": n_states,
-            "n_steps": n_steps,
-            "seed": seed,
-            "rlmpc_horizon": rlmpc_horizon,
-            "mpc_horizon": mpc_horizon,
-        },
-        "runs": runs,
-    }
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m lgutils.value_function_mpc.agents evaluate [--states 30] [--steps 50] [--seed 0] [--out data/cstr_eval]``.
-
-    Runs :func:`evaluation_study` with the shipped SAC agent (``data/cstr_sac``) and writes
-    ``evaluation.json`` into ``--out``, registered in the data manifest.
-    """
-    import argparse
-    import json
-    import shlex
-    import sys
-    from pathlib import Path
-
-    from lgutils.core.paths import data_dir, record_artifact, sha256
-    from lgutils.value_function_mpc.train import load_cstr_run
-
-    parser = argparse.ArgumentParser(prog="python -m lgutils.value_function_mpc.agents")
-    sub = parser.add_subparsers(dest="task", required=True)
-    p = sub.add_parser("evaluate", help="the three agents from random initial states (chapter 07)")
-    p.add_argument("--states", type=int, default=30)
-    p.add_argument("--steps", type=int, default=50)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=None, help="output folder (default data/cstr_eval)")
-    args = parser.parse_args(argv)
-    out = args.out or data_dir() / "cstr_eval"
-    out.mkdir(parents=True, exist_ok=True)
-    argv_used = sys.argv[1:] if argv is None else argv
-    command = "python -m lgutils.value_function_mpc.agents " + " ".join(
-        shlex.quote(a) for a in argv_used
-    )
-    run = load_cstr_run()
-    t0 = time.perf_counter()
-    study = evaluation_study(run["weights"], args.states, args.steps, args.seed)
-    wall = time.perf_counter() - t0
-    study["wall_time_s"] = round(wall, 1)
-    study["command"] = command
-    study["weights_sha256"] = sha256(data_dir() / "cstr_sac" / "weights.npz")
-    path = out / "evaluation.json"
-    path.write_text(json.dumps(study, indent=1) + "\n")
-    root = data_dir()
-    try:
-        out.resolve().relative_to(root.resolve())
-    except ValueError:
-        root = out.parent
-    record_artifact(
-        path, command=command, seed=args.seed, extra={"wall_time_s": round(wall, 1)}, root=root
-    )
-    print(f"wrote {path} in {wall:.0f} s")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,7 +1,7 @@
 """Offline training of the book's RL agents (command line: ``python -m lgutils.value_function_mpc.train cstr``).
 
 ``cstr``: soft actor-critic (Haarnoja et al., 2018) with hindsight experience replay on the
-goal-conditioned reactor :class:`lgutils.value_function_mpc.cstr.CSTREnv` (case study A, paper Sec. V.A), with the
+goal-conditioned reactor :class:`lgutils.value_function_mpc.env.CSTREnv` (case study A, paper Sec. V.A), with the
 settings of the reference: Stable-Baselines3's ``SAC`` with ``HerReplayBuffer`` ("future"
 strategy, 1 sampled goal), ``MultiInputPolicy`` with two hidden layers of 64 SiLU units,
 batch 256, buffer 1e4, gamma 0.99, tau 0.005, learning rate 1e-3, automatic entropy tuning
@@ -46,10 +46,12 @@ from typing import Any
 
 import numpy as np
 
-from lgutils.core.paths import data_dir, package_versions, record_artifact
+from lgutils.core import nn
+from lgutils.core.paths import data_dir, data_path, package_versions, record_artifact
 from lgutils.core.seeding import seed_everything
 from lgutils.core.validate import check_positive_int
 from lgutils.value_function_mpc import cstr
+from lgutils.value_function_mpc.env import CSTREnv
 
 __all__ = [
     "CSTR_SAC_SETTINGS",
@@ -88,7 +90,7 @@ def make_cstr_sac(env: Any, seed: int, settings: dict[str, Any] | None = None) -
     Parameters
     ----------
     env : gymnasium.Env or VecEnv
-        A :class:`lgutils.value_function_mpc.cstr.CSTREnv` (possibly wrapped).
+        A :class:`lgutils.value_function_mpc.env.CSTREnv` (possibly wrapped).
     seed : int
         Seed of torch, numpy and the environment.
     settings : dict, optional
@@ -146,7 +148,7 @@ def evaluate_cstr_actor(model: Any, n_episodes: int = 20, seed: int = 12345) -> 
     so successive evaluations during training are comparable.
     """
     n_episodes = check_positive_int("n_episodes", n_episodes)
-    env = cstr.CSTREnv(nominal=True)
+    env = CSTREnv(nominal=True)
     x0s, goals = _eval_starts(n_episodes, seed)
     returns, errors = [], []
     for x0, g in zip(x0s, goals, strict=True):
@@ -164,7 +166,7 @@ def evaluate_cstr_actor(model: Any, n_episodes: int = 20, seed: int = 12345) -> 
 
 def fig3_rollout(model: Any, n_steps: int = 100) -> np.ndarray:
     """States of the deterministic actor from Fig. 3's x0 and goal on the nominal plant, (n+1, 4)."""
-    env = cstr.CSTREnv(nominal=True, max_episode_steps=n_steps)
+    env = CSTREnv(nominal=True, max_episode_steps=n_steps)
     obs, _ = env.reset(options={"x0": cstr.X0_FIG3, "goal": cstr.GOAL_FIG3})
     xs = [cstr.X0_FIG3.copy()]
     for _ in range(n_steps):
@@ -239,6 +241,104 @@ def _write_curve(path: Path, rows: list[dict]) -> None:
             w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
 
 
+def _start_or_resume(ckpt: Path, config: dict[str, Any], env: Any, seed: int) -> tuple[Any, dict]:
+    """A fresh SAC model, or the checkpointed one when it was written with this ``config``.
+
+    Returns the model and the run's state: ``done`` (steps already taken), ``wall_before``
+    (their wall time [s]), ``curve`` (learning-curve rows) and ``resumed_at`` (steps).
+    """
+    from stable_baselines3 import SAC
+
+    meta_path = ckpt / "meta.json"
+    if meta_path.exists() and json.loads(meta_path.read_text())["config"] == json.loads(
+        json.dumps(config)
+    ):
+        meta = json.loads(meta_path.read_text())
+        model = SAC.load(ckpt / "model.zip", env=env, device="cpu")
+        model.load_replay_buffer(ckpt / "buffer.pkl")
+        done = meta["done"]
+        print(f"resuming from the checkpoint at step {done} in {ckpt}", file=sys.stderr)
+        state = {
+            "done": done,
+            "wall_before": meta["wall_time_s"],
+            "curve": meta["curve"],
+            "resumed_at": [*meta.get("resumed_at", []), done],
+        }
+        return model, state
+    if ckpt.exists():
+        shutil.rmtree(ckpt)
+    return make_cstr_sac(env, seed), {"done": 0, "wall_before": 0.0, "curve": [], "resumed_at": []}
+
+
+def _checkpoint_saver(ckpt: Path, config: dict[str, Any], state: dict, t0: float) -> Any:
+    """``save(model, n)``: model, replay buffer and the run's state at step ``n`` into ``ckpt``."""
+
+    def save(model: Any, n: int) -> None:
+        ckpt.mkdir(exist_ok=True)
+        model.save(ckpt / "model.zip")
+        model.save_replay_buffer(ckpt / "buffer.pkl")
+        meta = {
+            "config": config,
+            "done": n,
+            "wall_time_s": state["wall_before"] + time.perf_counter() - t0,
+            "curve": state["curve"],
+            "resumed_at": state["resumed_at"],
+        }
+        (ckpt / "meta.json").write_text(json.dumps(meta))
+
+    return save
+
+
+def _write_model_files(model: Any, out: Path, curve: list[dict], save_zip: bool) -> list[str]:
+    """Weights, learning curve and (optionally) SB3's zip into ``out``; returns the file names."""
+    nn.save_weights(nn.sac_weights(model), out / "weights.npz")
+    _write_curve(out / "learning_curve.csv", curve)
+    files = ["weights.npz", "learning_curve.csv"]
+    if save_zip:
+        model.save(out / "sac_model.zip", exclude=["replay_buffer"])
+        files.append("sac_model.zip")
+    return files
+
+
+def _provenance(
+    command: str, seed: int, steps: int, wall: float, state: dict, threads: int, xs: np.ndarray
+) -> dict[str, Any]:
+    """The provenance record of a training run; ``xs`` is the actor's Fig. 3 rollout."""
+    curve = state["curve"]
+    return {
+        "command": command,
+        "seed": seed,
+        "steps": steps,
+        "wall_time_s": round(wall, 1),
+        "resumed_at_steps": state["resumed_at"],
+        "torch_threads": threads,
+        "algorithm": "SB3 SAC + HerReplayBuffer, MultiInputPolicy",
+        "settings": CSTR_SAC_SETTINGS,
+        "environment": "lgutils/CSTR-v0 (CSTREnv(), alpha/beta redrawn every step from the missing-truth sets)",
+        "network_input": "sorted keys (achieved_goal, desired_goal, observation) = (c_B, g, c_A, T_R/100, T_K/100)",
+        "versions": package_versions(),
+        "final_eval_return": curve[-1]["eval_return"] if curve else None,
+        "final_eval_final_error": curve[-1]["eval_final_error"] if curve else None,
+        "fig3_check": {
+            "max_c_A": float(xs[:, 0].max()),
+            "max_T_R": float(xs[:, 2].max()),
+            "final_c_B": float(xs[-1, 1]),
+            "goal": cstr.GOAL_FIG3,
+        },
+    }
+
+
+def _register(out: Path, files: list[str], command: str, seed: int, extra: dict) -> None:
+    """Record each file in the manifest of the data folder (or of ``out``'s parent outside it)."""
+    root = data_dir()
+    try:
+        out.resolve().relative_to(root.resolve())
+    except ValueError:
+        root = out.parent
+    for name in files:
+        record_artifact(out / name, command=command, seed=seed, extra=extra, root=root)
+
+
 def train_cstr(
     seed: int = 0,
     steps: int = 100_000,
@@ -276,7 +376,6 @@ def train_cstr(
         The provenance record (also written to ``provenance.json``).
     """
     import torch
-    from stable_baselines3 import SAC
     from stable_baselines3.common.monitor import Monitor
 
     seed = check_positive_int("seed", seed, minimum=0)
@@ -292,83 +391,20 @@ def train_cstr(
 
     ckpt = out / ".checkpoint"
     config = {"seed": seed, "steps": steps, "settings": CSTR_SAC_SETTINGS, "env": "lgutils/CSTR-v0"}
-    env = Monitor(cstr.CSTREnv())
-    curve: list[dict] = []
-    done, wall_before, resumed_at = 0, 0.0, []
-    meta_path = ckpt / "meta.json"
-    if meta_path.exists() and json.loads(meta_path.read_text())["config"] == json.loads(
-        json.dumps(config)
-    ):
-        meta = json.loads(meta_path.read_text())
-        model = SAC.load(ckpt / "model.zip", env=env, device="cpu")
-        model.load_replay_buffer(ckpt / "buffer.pkl")
-        done, wall_before, curve = meta["done"], meta["wall_time_s"], meta["curve"]
-        resumed_at = [*meta.get("resumed_at", []), done]
-        print(f"resuming from the checkpoint at step {done} in {ckpt}", file=sys.stderr)
-    else:
-        if ckpt.exists():
-            shutil.rmtree(ckpt)
-        model = make_cstr_sac(env, seed)
-    t0 = time.perf_counter()
-
-    def save_ckpt(m: Any, n: int) -> None:
-        ckpt.mkdir(exist_ok=True)
-        m.save(ckpt / "model.zip")
-        m.save_replay_buffer(ckpt / "buffer.pkl")
-        meta = {
-            "config": config,
-            "done": n,
-            "wall_time_s": wall_before + time.perf_counter() - t0,
-            "curve": curve,
-            "resumed_at": resumed_at,
-        }
-        (ckpt / "meta.json").write_text(json.dumps(meta))
-
-    cb = _Progress(steps, done, curve, eval_every, checkpoint_every, save_ckpt, progress)
+    model, state = _start_or_resume(ckpt, config, Monitor(CSTREnv()), seed)
+    done, t0 = state["done"], time.perf_counter()
+    save_ckpt = _checkpoint_saver(ckpt, config, state, t0)
+    cb = _Progress(steps, done, state["curve"], eval_every, checkpoint_every, save_ckpt, progress)
     if steps > done:
         model.learn(total_timesteps=steps - done, callback=cb, reset_num_timesteps=done == 0)
-    wall = wall_before + time.perf_counter() - t0
+    wall = state["wall_before"] + time.perf_counter() - t0
 
-    from lgutils.core import nn as lgnn
-
-    lgnn.save_weights(lgnn.sac_weights(model), out / "weights.npz")
-    _write_curve(out / "learning_curve.csv", curve)
+    files = _write_model_files(model, out, state["curve"], save_zip)
     xs = fig3_rollout(model)
-    files = ["weights.npz", "learning_curve.csv"]
-    if save_zip:
-        model.save(out / "sac_model.zip", exclude=["replay_buffer"])
-        files.append("sac_model.zip")
-    prov = {
-        "command": command,
-        "seed": seed,
-        "steps": steps,
-        "wall_time_s": round(wall, 1),
-        "resumed_at_steps": resumed_at,
-        "torch_threads": torch.get_num_threads(),
-        "algorithm": "SB3 SAC + HerReplayBuffer, MultiInputPolicy",
-        "settings": CSTR_SAC_SETTINGS,
-        "environment": "lgutils/CSTR-v0 (CSTREnv(), alpha/beta redrawn every step from the missing-truth sets)",
-        "network_input": "sorted keys (achieved_goal, desired_goal, observation) = (c_B, g, c_A, T_R/100, T_K/100)",
-        "versions": package_versions(),
-        "final_eval_return": curve[-1]["eval_return"] if curve else None,
-        "final_eval_final_error": curve[-1]["eval_final_error"] if curve else None,
-        "fig3_check": {
-            "max_c_A": float(xs[:, 0].max()),
-            "max_T_R": float(xs[:, 2].max()),
-            "final_c_B": float(xs[-1, 1]),
-            "goal": cstr.GOAL_FIG3,
-        },
-    }
+    prov = _provenance(command, seed, steps, wall, state, torch.get_num_threads(), xs)
     (out / "provenance.json").write_text(json.dumps(prov, indent=2) + "\n")
     files.append("provenance.json")
-    root = data_dir()
-    try:
-        out.resolve().relative_to(root.resolve())
-    except ValueError:
-        root = out.parent
-    extra = {"steps": steps, "wall_time_s": round(wall, 1)}
-    for name in files:
-        record_artifact(out / name, command=command, seed=seed, extra=extra, root=root)
+    _register(out, files, command, seed, {"steps": steps, "wall_time_s": round(wall, 1)})
     if ckpt.exists():
         shutil.rmtree(ckpt)
     return prov
@@ -389,15 +425,12 @@ def load_cstr_run(out: str | Path | None = None) -> dict[str, Any]:
         ``weights`` (see :func:`lgutils.core.nn.load_weights`), ``curve`` (column name -> numpy
         array, from ``learning_curve.csv``) and ``provenance`` (dict).
     """
-    from lgutils.core import nn as lgnn
-    from lgutils.core.paths import data_path
-
     if out is None:
         root, folder = data_dir(), "cstr_sac"
     else:
         out = Path(out)
         root, folder = out.parent, out.name
-    weights = lgnn.load_weights(data_path(f"{folder}/weights.npz", root=root))
+    weights = nn.load_weights(data_path(f"{folder}/weights.npz", root=root))
     with open(data_path(f"{folder}/learning_curve.csv", root=root), newline="") as fh:
         rows = list(csv.DictReader(fh))
     curve = {k: np.array([float(r[k]) for r in rows]) for k in _CURVE_FIELDS}
