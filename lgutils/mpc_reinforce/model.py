@@ -98,7 +98,7 @@ def case_b() -> CaseB:
 
 
 # ---------------------------------------------------------------------------------------------
-# parameters
+# parameters and the checks of the public functions
 # ---------------------------------------------------------------------------------------------
 def split_phi(phi: np.ndarray, n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
     """Split flat parameters ``phi`` of shape ``(..., n^2 + n m)`` into ``A_phi`` and ``B_phi``.
@@ -377,6 +377,42 @@ def mpc_gain_jacobian(
     return (K, dK) if batched else (K[0], dK[0])
 
 
+def mpc_gain_vjp(
+    A_phi: np.ndarray,
+    B_phi: np.ndarray,
+    Q: np.ndarray,
+    R: np.ndarray,
+    cotangent: np.ndarray,
+    horizon: int = 5,
+) -> np.ndarray:
+    """Gradient of ``<cotangent, K(phi)>`` with respect to ``phi``, by reverse mode.
+
+    The adjoint of the Riccati recursion of :func:`mpc_gain`: one backward sweep whatever the
+    number of parameters (equal to ``einsum("...ij,...ijp->...p", cotangent, dK)`` with ``dK``
+    from :func:`mpc_gain_jacobian`).
+
+    Parameters
+    ----------
+    A_phi, B_phi, Q, R, horizon
+        As in :func:`mpc_gain` (one model or a batch of r models).
+    cotangent : array_like, shape (m, n) or (r, m, n)
+        Weights of the entries of K (e.g. ``d loss / d K``).
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_phi,) or (r, n_phi)
+    """
+    A, B, batched = check_models(A_phi, B_phi)
+    r, n, m = B.shape
+    Qm, Rm = check_weights(Q, R, n, m)
+    c = as_array("cotangent", cotangent, (r, m, n) if batched else (m, n))
+    _, tape = riccati_gains(A, B, Qm, Rm, check_positive_int("horizon", horizon))
+    gA, gB = riccati_vjp(A, B, tape, c if batched else c[None])
+    check_finite("the gradient", gA, gB)
+    g = join_phi(gA, gB)
+    return g if batched else g[0]
+
+
 def mpc_action_jacobian(
     s: np.ndarray,
     A_phi: np.ndarray,
@@ -517,39 +553,3 @@ def case_b_mpc(horizon: int = 5, **mpc_options: Any):
         params={"A": (n, n), "B": (n, m)},
         **mpc_options,
     )
-
-
-def mpc_gain_vjp(
-    A_phi: np.ndarray,
-    B_phi: np.ndarray,
-    Q: np.ndarray,
-    R: np.ndarray,
-    cotangent: np.ndarray,
-    horizon: int = 5,
-) -> np.ndarray:
-    """Gradient of ``<cotangent, K(phi)>`` with respect to ``phi``, by reverse mode.
-
-    The adjoint of the Riccati recursion of :func:`mpc_gain`: one backward sweep whatever the
-    number of parameters (equal to ``einsum("...ij,...ijp->...p", cotangent, dK)`` with ``dK``
-    from :func:`mpc_gain_jacobian`).
-
-    Parameters
-    ----------
-    A_phi, B_phi, Q, R, horizon
-        As in :func:`mpc_gain` (one model or a batch of r models).
-    cotangent : array_like, shape (m, n) or (r, m, n)
-        Weights of the entries of K (e.g. ``d loss / d K``).
-
-    Returns
-    -------
-    numpy.ndarray, shape (n_phi,) or (r, n_phi)
-    """
-    A, B, batched = check_models(A_phi, B_phi)
-    r, n, m = B.shape
-    Qm, Rm = check_weights(Q, R, n, m)
-    c = as_array("cotangent", cotangent, (r, m, n) if batched else (m, n))
-    _, tape = riccati_gains(A, B, Qm, Rm, check_positive_int("horizon", horizon))
-    gA, gB = riccati_vjp(A, B, tape, c if batched else c[None])
-    check_finite("the gradient", gA, gB)
-    g = join_phi(gA, gB)
-    return g if batched else g[0]
