@@ -39,7 +39,7 @@ import torch  # noqa: E402
 
 from lgutils.mpc import Bounds, linear_quadratic_mpc  # noqa: E402
 from lgutils.mpc_in_rl_library import torch_mpc  # noqa: E402
-from lgutils.mpc_reinforce import reinforce  # noqa: E402
+from lgutils.mpc_reinforce import model  # noqa: E402
 
 
 def main() -> None:
@@ -53,7 +53,7 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     phi = rng.uniform(-1.0, 1.0, 20)  # a random model, as Fig. 4's initial models
     S = rng.normal(size=(args.states, 4)) * 2.0
-    mpc = reinforce.case_b_mpc(horizon=5)
+    mpc = model.case_b_mpc(horizon=5)
     solvers = {
         "IPOPT, loop": torch_mpc.MPCSolver(mpc, method="loop"),
         "IPOPT, map": torch_mpc.MPCSolver(mpc, method="map"),
@@ -65,9 +65,9 @@ def main() -> None:
         assert gap < 1e-6 * max(1.0, np.abs(ref).max()), (name, gap)
 
     # an input-constrained MPC: the same system with |u| <= 1 (LQ weights learnable too)
-    env = reinforce.case_b()
+    env = model.case_b()
     bounded = linear_quadratic_mpc(4, 1, 5, terminal_cost=False, bounds=Bounds(u_lb=-1.0, u_ub=1.0))
-    A, B = reinforce.split_phi(phi, 4, 1)
+    A, B = model.split_phi(phi, 4, 1)
     phi_b = bounded.flatten_phi({"A": A, "B": B, "Q": env.Q, "R": env.R})
     cases = [(f"case B, {k}", s, phi) for k, s in solvers.items()]
     cases.append(("|u| <= 1, IPOPT, loop", torch_mpc.MPCSolver(bounded), phi_b))

@@ -44,9 +44,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from lgutils.mpc_reinforce import reinforce  # noqa: E402
+from lgutils.mpc_reinforce import model  # noqa: E402
 
-ENV = reinforce.case_b()
+ENV = model.case_b()
 
 
 def problems(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -70,15 +70,15 @@ def best_of(fn, repeats: int) -> float:
 
 def closed_form_distinct(A, B, X):
     """u_0* and d u_0*/d phi at each state, each with its own model (forward + adjoint sweep)."""
-    K = reinforce.mpc_gain(A, B, ENV.Q, ENV.R)
+    K = model.mpc_gain(A, B, ENV.Q, ENV.R)
     u = -np.einsum("rij,rj->ri", K, X)
-    du = reinforce.mpc_gain_vjp(A, B, ENV.Q, ENV.R, -X[:, None, :])  # (r, 20): d u_0 / d phi
+    du = model.mpc_gain_vjp(A, B, ENV.Q, ENV.R, -X[:, None, :])  # (r, 20): d u_0 / d phi
     return u, du
 
 
 def closed_form_shared(A, B, X):
     """The chapter's setting: every state of the batch shares one model A (4, 4), B (4, 1)."""
-    K, dK = reinforce.mpc_gain_jacobian(A, B, ENV.Q, ENV.R)  # (1, 4), (1, 4, 20)
+    K, dK = model.mpc_gain_jacobian(A, B, ENV.Q, ENV.R)  # (1, 4), (1, 4, 20)
     u = -X @ K.T
     du = -np.einsum("ijp,rj->rip", dK, X)[:, 0]
     return u, du
@@ -170,7 +170,7 @@ def main() -> None:
     # tests/test_mpc_reinforce.py)
     u_ref, du_ref = closed_form_distinct(As, Bs, Xs)
 
-    mpc = reinforce.case_b_mpc(horizon=5)
+    mpc = model.case_b_mpc(horizon=5)
     lgutils_general(mpc, As[:5], Bs[:5], Xs[:5])  # build and warm up
     t_lg = best_of(lambda: lgutils_general(mpc, As, Bs, Xs), 2) / n
     u_lg, du_lg = lgutils_general(mpc, As, Bs, Xs)

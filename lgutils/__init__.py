@@ -23,7 +23,10 @@ The chapters import these modules; each one holds one concept:
 - :mod:`lgutils.value_function_mpc.agents` -- the RL, MPC and RL+MPC agents of case study A (Fig. 3);
 - :mod:`lgutils.value_function_mpc.evaluation` -- their closed-loop runs, scores and evaluation study
   (``python -m lgutils.value_function_mpc.evaluation evaluate``);
-- :mod:`lgutils.mpc_reinforce.reinforce` -- case study B: REINFORCE on the MPC's model (Fig. 4);
+- :mod:`lgutils.mpc_reinforce.model` -- case study B: the MPC with a learnable model, in closed form;
+- :mod:`lgutils.mpc_reinforce.rollout` -- its episodes on the true system and exact expected returns;
+- :mod:`lgutils.mpc_reinforce.training` -- the training loop its learners share;
+- :mod:`lgutils.mpc_reinforce.reinforce` -- REINFORCE on the MPC's model (Fig. 4);
 - :mod:`lgutils.mpc_reinforce.bounded` -- its input-constrained variant;
 - :mod:`lgutils.mpc_reinforce.qlearning` -- its value-based counterpart (Q-learning of the model);
 - :mod:`lgutils.mpc_in_rl_library.torch_mpc` -- the MPC as a PyTorch layer and a Stable-Baselines3 policy;

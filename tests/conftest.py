@@ -67,9 +67,9 @@ def casadi_mpc():
     """Case study B's MPC (4 states, 1 input, horizon 5, parameters A and B) built directly
     from :class:`lgutils.mpc.MPC`, independently of the closed forms it is checked against."""
     from lgutils.mpc import MPC, Cost, Model, SolverOptions
-    from lgutils.mpc_reinforce import reinforce
+    from lgutils.mpc_reinforce import model
 
-    env = reinforce.case_b()
+    env = model.case_b()
     Q, R = env.Q, env.R
     return MPC(
         Model(4, 1, dynamics=lambda x, u, p: p["A"] @ x + p["B"] @ u),

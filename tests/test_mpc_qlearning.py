@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lgutils.mpc_reinforce import qlearning, reinforce
+from lgutils.mpc_reinforce import model, qlearning, reinforce, rollout
 
-ENV = reinforce.case_b()
+ENV = model.case_b()
 
 
 def random_case(seed: int) -> tuple[np.ndarray, ...]:
@@ -26,16 +26,16 @@ def test_q_and_gradient_match_casadi_and_finite_differences(casadi_mpc, seed: in
     assert abs(sens.result.value - q) <= 1e-6 * abs(q)
     scale = np.max(np.abs(g))
     assert np.max(np.abs(sens.d_q_d_phi - g)) <= 1e-6 * scale
-    phi, h = reinforce.join_phi(A, B), 1e-5
+    phi, h = model.join_phi(A, B), 1e-5
     fd = np.empty_like(phi)
     for p in range(phi.size):
         e = np.zeros_like(phi)
         e[p] = h
         qp = qlearning.mpc_q_value(
-            s[None, None], a[None, None], *reinforce.split_phi((phi + e)[None], 4, 1), ENV.Q, ENV.R
+            s[None, None], a[None, None], *model.split_phi((phi + e)[None], 4, 1), ENV.Q, ENV.R
         )[0]
         qm = qlearning.mpc_q_value(
-            s[None, None], a[None, None], *reinforce.split_phi((phi - e)[None], 4, 1), ENV.Q, ENV.R
+            s[None, None], a[None, None], *model.split_phi((phi - e)[None], 4, 1), ENV.Q, ENV.R
         )[0]
         fd[p] = (qp - qm)[0, 0] / (2 * h)
     assert np.max(np.abs(fd - g)) <= 1e-6 * scale
@@ -44,7 +44,7 @@ def test_q_and_gradient_match_casadi_and_finite_differences(casadi_mpc, seed: in
 def test_greedy_action_gives_the_value() -> None:
     """Q^MPC(s, pi(s)) = min_a Q^MPC(s, a): a small change of a increases Q."""
     A, B, s, _ = random_case(7)
-    K = reinforce.mpc_gain(A, B, ENV.Q, ENV.R)
+    K = model.mpc_gain(A, B, ENV.Q, ENV.R)
     a = -K @ s
     q0 = qlearning.mpc_q_value(s[None, None], a[None, None], A[None], B[None], ENV.Q, ENV.R)[0][
         0, 0
@@ -62,8 +62,8 @@ def test_one_update_equals_hand_computation() -> None:
     phi = rng.uniform(-1, 1, (r, 20))
     eps, w = rng.normal(size=(r, N, T, 1)), rng.normal(size=(r, N, T, 4))
     out = qlearning.q_learning_update(phi, np.zeros_like(phi), np.zeros_like(phi), 1, eps, w)
-    A, B = reinforce.split_phi(phi[0], 4, 1)
-    K = reinforce.mpc_gain(A, B, ENV.Q, ENV.R)
+    A, B = model.split_phi(phi[0], 4, 1)
+    K = model.mpc_gain(A, B, ENV.Q, ENV.R)
     grad = np.zeros(20)
     for i in range(N):
         x = ENV.x0.copy()
@@ -98,12 +98,12 @@ def test_same_seed_same_numbers_and_same_initial_models_as_reinforce() -> None:
     np.testing.assert_array_equal(a.phi[:, 0], rf.phi[:, 0])
     np.testing.assert_allclose(
         a.expected_returns[:, 0],
-        reinforce.expected_return(
+        rollout.expected_return(
             ENV.A,
             ENV.B,
             ENV.Q,
             ENV.R,
-            reinforce.mpc_gain(*reinforce.split_phi(a.phi[:, 0], 4, 1), ENV.Q, ENV.R),
+            model.mpc_gain(*model.split_phi(a.phi[:, 0], 4, 1), ENV.Q, ENV.R),
             ENV.x0,
             ENV.noise_std,
             0.01,

@@ -12,9 +12,9 @@ import pytest
 from lgutils.core import lqr, optim
 from lgutils.core.envs import LinearQuadraticEnv
 from lgutils.core.seeding import spawn_seeds
-from lgutils.mpc_reinforce import reinforce
+from lgutils.mpc_reinforce import model, reinforce, rollout, training
 
-ENV = reinforce.case_b()
+ENV = model.case_b()
 N_STATES, N_INPUTS = ENV.B.shape
 N_PHI = N_STATES**2 + N_STATES * N_INPUTS
 
@@ -27,12 +27,12 @@ def random_models(seed: int, r: int) -> tuple[np.ndarray, np.ndarray]:
 # --------------------------------------------------------------------------- the MPC policy
 def test_gain_equals_lqr_riccati_recursion() -> None:
     A, B = random_models(0, 5)
-    K = reinforce.mpc_gain(A, B, ENV.Q, ENV.R, horizon=5)
+    K = model.mpc_gain(A, B, ENV.Q, ENV.R, horizon=5)
     for i in range(5):
         K_ref, _ = lqr.riccati_recursion(A[i], B[i], ENV.Q, ENV.R, 5)
         np.testing.assert_allclose(K[i], K_ref[0], rtol=1e-12, atol=1e-14)
     # one model in, one gain out
-    np.testing.assert_allclose(reinforce.mpc_gain(A[0], B[0], ENV.Q, ENV.R), K[0], rtol=0, atol=0)
+    np.testing.assert_allclose(model.mpc_gain(A[0], B[0], ENV.Q, ENV.R), K[0], rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -42,15 +42,15 @@ def test_three_gradients_of_u0_agree(casadi_mpc, seed: int) -> None:
     A, B = A[0], B[0]
     s = np.random.default_rng(100 + seed).normal(size=4) * 2
     sens = casadi_mpc.policy_sensitivity(s, phi={"A": A, "B": B})
-    u, du = reinforce.mpc_action_jacobian(s, A, B, ENV.Q, ENV.R, horizon=5)
-    phi = reinforce.join_phi(A, B)
+    u, du = model.mpc_action_jacobian(s, A, B, ENV.Q, ENV.R, horizon=5)
+    phi = model.join_phi(A, B)
     h = 1e-5
     fd = np.empty((1, N_PHI))
     for p in range(N_PHI):
         e = np.zeros(N_PHI)
         e[p] = h
-        up = -reinforce.mpc_gain(*reinforce.split_phi(phi + e, 4, 1), ENV.Q, ENV.R) @ s
-        um = -reinforce.mpc_gain(*reinforce.split_phi(phi - e, 4, 1), ENV.Q, ENV.R) @ s
+        up = -model.mpc_gain(*model.split_phi(phi + e, 4, 1), ENV.Q, ENV.R) @ s
+        um = -model.mpc_gain(*model.split_phi(phi - e, 4, 1), ENV.Q, ENV.R) @ s
         fd[:, p] = (up - um) / (2 * h)
     scale = np.max(np.abs(du))
     np.testing.assert_allclose(sens.result.action, u, rtol=1e-8)
@@ -63,32 +63,32 @@ def test_plan_and_finite_difference_helpers(casadi_mpc) -> None:
     A, B = random_models(12, 1)
     s = np.array([1.0, -0.5, 0.3, 2.0])
     res = casadi_mpc.policy(s, phi={"A": A[0], "B": B[0]})
-    x_pred, u_pred = reinforce.mpc_plan(s, A[0], B[0], ENV.Q, ENV.R, horizon=5)
+    x_pred, u_pred = model.mpc_plan(s, A[0], B[0], ENV.Q, ENV.R, horizon=5)
     np.testing.assert_allclose(x_pred, res.x_pred, rtol=1e-7, atol=1e-8)
     np.testing.assert_allclose(u_pred, res.u_pred, rtol=1e-7, atol=1e-8)
     assert u_pred[-1, 0] == 0.0  # no cost sees the last move
-    _, du = reinforce.mpc_action_jacobian(s, A[0], B[0], ENV.Q, ENV.R)
-    fd = reinforce.finite_difference_action_jacobian(s, A[0], B[0], ENV.Q, ENV.R)
+    _, du = model.mpc_action_jacobian(s, A[0], B[0], ENV.Q, ENV.R)
+    fd = model.finite_difference_action_jacobian(s, A[0], B[0], ENV.Q, ENV.R)
     np.testing.assert_allclose(fd, du, rtol=1e-6, atol=1e-8 * np.abs(du).max())
 
 
 def test_reverse_mode_equals_jacobian_contraction() -> None:
     A, B = random_models(4, 6)
-    K, dK = reinforce.mpc_gain_jacobian(A, B, ENV.Q, ENV.R)
+    K, dK = model.mpc_gain_jacobian(A, B, ENV.Q, ENV.R)
     assert dK.shape == (6, 1, 4, N_PHI)
     c = np.random.default_rng(5).normal(size=(6, 1, 4))
-    g = reinforce.mpc_gain_vjp(A, B, ENV.Q, ENV.R, c)
+    g = model.mpc_gain_vjp(A, B, ENV.Q, ENV.R, c)
     ref = np.einsum("rij,rijp->rp", c, dK)
     np.testing.assert_allclose(g, ref, rtol=1e-10, atol=1e-12 * np.abs(ref).max())
     # and the Jacobian against central differences, every model
-    phi = reinforce.join_phi(A, B)
+    phi = model.join_phi(A, B)
     h = 1e-6
     for p in range(N_PHI):
         e = np.zeros(N_PHI)
         e[p] = h
         fd = (
-            reinforce.mpc_gain(*reinforce.split_phi(phi + e, 4, 1), ENV.Q, ENV.R)
-            - reinforce.mpc_gain(*reinforce.split_phi(phi - e, 4, 1), ENV.Q, ENV.R)
+            model.mpc_gain(*model.split_phi(phi + e, 4, 1), ENV.Q, ENV.R)
+            - model.mpc_gain(*model.split_phi(phi - e, 4, 1), ENV.Q, ENV.R)
         ) / (2 * h)
         np.testing.assert_allclose(dK[..., p], fd, rtol=1e-6, atol=1e-7 * np.abs(dK).max())
 
@@ -97,7 +97,7 @@ def test_true_model_mpc_is_suboptimal_and_plans_no_last_move() -> None:
     ref = reinforce.reference_returns()
     assert ref["J_true_model_mpc"] < ref["J_star"] < 0
     # with horizon 1 the MPC plans u_0 only, which no cost sees: K = 0
-    np.testing.assert_array_equal(reinforce.mpc_gain(ENV.A, ENV.B, ENV.Q, ENV.R, horizon=1), 0.0)
+    np.testing.assert_array_equal(model.mpc_gain(ENV.A, ENV.B, ENV.Q, ENV.R, horizon=1), 0.0)
     # the horizon-5 gain is the horizon-4 gain of the DP with a terminal cost Q (u_4 = 0)
     K4, _ = lqr.riccati_recursion(ENV.A, ENV.B, ENV.Q, ENV.R, 4, terminal=ENV.Q)
     np.testing.assert_allclose(ref["K_true_model_mpc"], K4[0], rtol=1e-12)
@@ -106,7 +106,7 @@ def test_true_model_mpc_is_suboptimal_and_plans_no_last_move() -> None:
 # --------------------------------------------------------------------------- the environment
 def test_vectorised_rollout_equals_environment_step_by_step() -> None:
     A, B = random_models(6, 1)
-    K = reinforce.mpc_gain(A, B, ENV.Q, ENV.R)  # (1, 1, 4)
+    K = model.mpc_gain(A, B, ENV.Q, ENV.R)  # (1, 1, 4)
     env = LinearQuadraticEnv.case_study_b()
     _, info0 = env.reset(seed=123)
     gen = copy.deepcopy(env.np_random)  # replays the environment's own process-noise draws
@@ -120,7 +120,7 @@ def test_vectorised_rollout_equals_environment_step_by_step() -> None:
         states.append(info["state"])
         rewards.append(rew)
     assert truncated and not terminated
-    batch = reinforce.rollout(
+    batch = rollout.rollout(
         ENV.A,
         ENV.B,
         ENV.Q,
@@ -138,8 +138,8 @@ def test_vectorised_rollout_equals_environment_step_by_step() -> None:
 
 def test_expected_return_matches_lqr_policy_return() -> None:
     A, B = random_models(8, 4)
-    K = reinforce.mpc_gain(A, B, ENV.Q, ENV.R)
-    J = reinforce.expected_return(ENV.A, ENV.B, ENV.Q, ENV.R, K, ENV.x0, 0.01, 0.01, 10)
+    K = model.mpc_gain(A, B, ENV.Q, ENV.R)
+    J = rollout.expected_return(ENV.A, ENV.B, ENV.Q, ENV.R, K, ENV.x0, 0.01, 0.01, 10)
     for i in range(4):
         ref = lqr.policy_return(
             ENV.A,
@@ -235,7 +235,7 @@ def test_two_reinforce_updates_match_torch_autograd_and_adam() -> None:
 
 def test_clipping_and_adam_by_hand() -> None:
     g = np.array([[3.0, 4.0], [0.3, 0.4]])
-    clipped, norm = reinforce.clip_global_norm(g, 1.0)
+    clipped, norm = training.clip_global_norm(g, 1.0)
     np.testing.assert_allclose(norm, [5.0, 0.5])
     np.testing.assert_allclose(clipped[0], g[0] / (5.0 + 1e-6))
     np.testing.assert_array_equal(clipped[1], g[1])
@@ -260,12 +260,12 @@ def test_runs_are_reproducible_and_independent_of_batching() -> None:
     assert np.all(np.abs(one.phi) <= 2.0)
     # E = 0 is the initial model: entries uniform on [-1, 1]
     assert np.all(np.abs(one.phi[:, 0]) <= 1.0)
-    A0, B0 = reinforce.split_phi(one.phi[:, 0], 4, 1)
+    A0, B0 = model.split_phi(one.phi[:, 0], 4, 1)
     np.testing.assert_allclose(one.mismatch_A[:, 0], np.linalg.norm(A0 - ENV.A, axis=(1, 2)))
     np.testing.assert_allclose(one.mismatch_B[:, 0], np.linalg.norm(B0 - ENV.B, axis=(1, 2)))
 
 
-def assert_same_runs(a: reinforce.ReinforceRuns, b: reinforce.ReinforceRuns) -> None:
+def assert_same_runs(a: training.ReinforceRuns, b: training.ReinforceRuns) -> None:
     for f in a._fields:
         np.testing.assert_array_equal(getattr(a, f), getattr(b, f), err_msg=f)
 
@@ -306,17 +306,17 @@ def test_curve_summary_statistics() -> None:
 @pytest.mark.parametrize(
     ("call", "match"),
     [
-        (lambda: reinforce.mpc_gain(np.eye(3), np.ones((4, 1)), ENV.Q, ENV.R), "B_phi"),
-        (lambda: reinforce.mpc_gain(ENV.A, ENV.B, ENV.Q, ENV.R, horizon=0), "horizon"),
-        (lambda: reinforce.mpc_gain(ENV.A, ENV.B, -ENV.Q, ENV.R), "Q"),
-        (lambda: reinforce.split_phi(np.zeros(19), 4, 1), "phi"),
+        (lambda: model.mpc_gain(np.eye(3), np.ones((4, 1)), ENV.Q, ENV.R), "B_phi"),
+        (lambda: model.mpc_gain(ENV.A, ENV.B, ENV.Q, ENV.R, horizon=0), "horizon"),
+        (lambda: model.mpc_gain(ENV.A, ENV.B, -ENV.Q, ENV.R), "Q"),
+        (lambda: model.split_phi(np.zeros(19), 4, 1), "phi"),
         (lambda: reinforce.run_reinforce([], 1), "seeds"),
         (lambda: reinforce.run_reinforce([1], 1, batch_size=1), "batch_size"),
         (lambda: reinforce.run_reinforce([1], 1, lr=-0.1), "lr"),
-        (lambda: reinforce.clip_global_norm(np.ones((2, 3)), 0.0), "max_norm"),
+        (lambda: training.clip_global_norm(np.ones((2, 3)), 0.0), "max_norm"),
         (lambda: reinforce.normalise_returns(np.ones((2, 1))), "returns"),
         (
-            lambda: reinforce.expected_return(
+            lambda: rollout.expected_return(
                 ENV.A, ENV.B, ENV.Q, ENV.R, np.ones((2, 4)), ENV.x0, 0, 0, 10
             ),
             "K",

@@ -12,9 +12,9 @@ import scipy.optimize
 
 from lgutils.core.envs import LinearQuadraticEnv
 from lgutils.core.seeding import spawn_seeds
-from lgutils.mpc_reinforce import bounded, reinforce
+from lgutils.mpc_reinforce import bounded, model, reinforce
 
-ENV = reinforce.case_b()
+ENV = model.case_b()
 U_MAX = 0.5
 
 
@@ -46,13 +46,13 @@ def test_condensed_cost_equals_simulated_cost() -> None:
 def test_condense_jacobian_matches_finite_differences() -> None:
     A, B = random_models(2, 2)
     _, _, dH, dG = bounded.condense_jacobian(A, B, ENV.Q, ENV.R)
-    phi = reinforce.join_phi(A, B)
+    phi = model.join_phi(A, B)
     h = 1e-6
     for p in (0, 7, 15, 16, 19):
         e = np.zeros(20)
         e[p] = h
-        Hp, Gp = bounded.condense(*reinforce.split_phi(phi + e, 4, 1), ENV.Q, ENV.R)
-        Hm, Gm = bounded.condense(*reinforce.split_phi(phi - e, 4, 1), ENV.Q, ENV.R)
+        Hp, Gp = bounded.condense(*model.split_phi(phi + e, 4, 1), ENV.Q, ENV.R)
+        Hm, Gm = bounded.condense(*model.split_phi(phi - e, 4, 1), ENV.Q, ENV.R)
         np.testing.assert_allclose(dH[:, p], (Hp - Hm) / (2 * h), rtol=1e-6, atol=1e-8)
         np.testing.assert_allclose(dG[:, p], (Gp - Gm) / (2 * h), rtol=1e-6, atol=1e-8)
 
@@ -116,18 +116,14 @@ def test_active_set_sensitivity_agrees_with_casadi_and_finite_differences(casadi
             continue
         sens = casadi_bounded.policy_sensitivity(s, phi={"A": A, "B": B})
         np.testing.assert_allclose(sens.result.action, u, atol=1e-7)
-        phi = reinforce.join_phi(A, B)
+        phi = model.join_phi(A, B)
         h = 1e-6
         fd = np.empty(20)
         for p in range(20):
             e = np.zeros(20)
             e[p] = h
-            up = bounded.solve_box_qp(
-                *reinforce.split_phi(phi + e, 4, 1), ENV.Q, ENV.R, s[None], U_MAX
-            )
-            um = bounded.solve_box_qp(
-                *reinforce.split_phi(phi - e, 4, 1), ENV.Q, ENV.R, s[None], U_MAX
-            )
+            up = bounded.solve_box_qp(*model.split_phi(phi + e, 4, 1), ENV.Q, ENV.R, s[None], U_MAX)
+            um = bounded.solve_box_qp(*model.split_phi(phi - e, 4, 1), ENV.Q, ENV.R, s[None], U_MAX)
             fd[p] = (up.U[0, 0, 0] - um.U[0, 0, 0]) / (2 * h)
         helper = bounded.finite_difference_bounded_action_jacobian(s, A, B, ENV.Q, ENV.R, U_MAX)
         np.testing.assert_allclose(helper[0], fd, rtol=1e-6, atol=1e-8)
@@ -148,7 +144,7 @@ def test_wide_bound_recovers_the_linear_mpc() -> None:
     A, B = random_models(6, 1)
     s = np.array([0.3, -0.2, 0.1, 0.4])
     u, du, active = bounded.bounded_action_jacobian(s, A[0], B[0], ENV.Q, ENV.R, 1e6)
-    u_lin, du_lin = reinforce.mpc_action_jacobian(s, A[0], B[0], ENV.Q, ENV.R)
+    u_lin, du_lin = model.mpc_action_jacobian(s, A[0], B[0], ENV.Q, ENV.R)
     assert np.all(active == 0)
     np.testing.assert_allclose(u, u_lin, rtol=1e-9)
     np.testing.assert_allclose(du, du_lin, rtol=1e-7, atol=1e-9)
@@ -179,19 +175,19 @@ def test_bounded_surrogate_gradient_matches_finite_differences() -> None:
     rng = np.random.default_rng(10)
     N, T = 6, ENV.horizon
     eps, w = rng.standard_normal((1, N, T, 1)), rng.standard_normal((1, N, T, 4))
-    batch, tape = bounded._bounded_rollout(A, B, ENV, U_MAX, 5, 0.01, eps, w, True)
+    batch, tape = bounded.bounded_episodes(A, B, ENV, U_MAX, 5, 0.01, eps, w, True)
     Gn = reinforce.normalise_returns(batch.rewards.sum(-1))
-    grad = bounded._bounded_gradient(batch, Gn, tape, 0.01)[0]
+    grad = bounded.bounded_gradient(batch, Gn, tape, 0.01)[0]
     S = batch.states[0, :, :T].reshape(-1, 4)
     a = batch.actions[0].reshape(-1)
     weight = np.repeat(Gn[0], T)
 
     def loss(phi: np.ndarray) -> float:
-        sol = bounded.solve_box_qp(*reinforce.split_phi(phi, 4, 1), ENV.Q, ENV.R, S, U_MAX)
+        sol = bounded.solve_box_qp(*model.split_phi(phi, 4, 1), ENV.Q, ENV.R, S, U_MAX)
         mean = sol.U[0, :, 0]
         return float(np.sum(weight * 0.5 * ((a - mean) / 0.01) ** 2) / N)
 
-    phi = reinforce.join_phi(A[0], B[0])
+    phi = model.join_phi(A[0], B[0])
     h = 1e-7
     fd = np.array([(loss(phi + h * e) - loss(phi - h * e)) / (2 * h) for e in np.eye(20)])
     np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-6 * np.abs(fd).max())

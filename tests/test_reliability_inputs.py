@@ -54,7 +54,7 @@ from lgutils.mpc import (
     closed_loop,
     linear_quadratic_mpc,
 )
-from lgutils.mpc_reinforce import reinforce
+from lgutils.mpc_reinforce import model, reinforce, rollout, training
 
 LGUTILS = Path(lgutils.__file__).resolve().parent
 
@@ -631,12 +631,12 @@ def _model_kwargs(data):
 
 @spec("mpc_reinforce.mpc_gain", *MODEL, Arg("horizon", "int"))
 def _(data):
-    return reinforce.mpc_gain, _model_kwargs(data)
+    return model.mpc_gain, _model_kwargs(data)
 
 
 @spec("mpc_reinforce.mpc_gain_jacobian", *MODEL, Arg("horizon", "int"))
 def _(data):
-    return reinforce.mpc_gain_jacobian, _model_kwargs(data)
+    return model.mpc_gain_jacobian, _model_kwargs(data)
 
 
 @spec(
@@ -647,13 +647,13 @@ def _(data):
 )
 def _(data):
     kw = _model_kwargs(data)
-    return reinforce.mpc_action_jacobian, {"s": matrix(data, (len(kw["A_phi"]),)), **kw}
+    return model.mpc_action_jacobian, {"s": matrix(data, (len(kw["A_phi"]),)), **kw}
 
 
 @spec("mpc_reinforce.mpc_plan", Arg("s", "array"), *MODEL, Arg("horizon", "int"))
 def _(data):
     kw = _model_kwargs(data)
-    return reinforce.mpc_plan, {"s": matrix(data, (len(kw["A_phi"]),)), **kw}
+    return model.mpc_plan, {"s": matrix(data, (len(kw["A_phi"]),)), **kw}
 
 
 @spec(
@@ -666,7 +666,7 @@ def _(data):
 def _(data):
     kw = _model_kwargs(data)
     s = matrix(data, (len(kw["A_phi"]),))
-    return reinforce.finite_difference_action_jacobian, {"s": s, **kw, "step": 1e-5}
+    return model.finite_difference_action_jacobian, {"s": s, **kw, "step": 1e-5}
 
 
 @spec(
@@ -678,7 +678,7 @@ def _(data):
 def _(data):
     kw = _model_kwargs(data)
     m, n = kw["B_phi"].shape[1], kw["B_phi"].shape[0]
-    return reinforce.mpc_gain_vjp, {**kw, "cotangent": matrix(data, (m, n))}
+    return model.mpc_gain_vjp, {**kw, "cotangent": matrix(data, (m, n))}
 
 
 @spec(
@@ -689,7 +689,7 @@ def _(data):
 )
 def _(data):
     n, m = data.draw(st.integers(1, 4)), data.draw(st.integers(1, 2))
-    return reinforce.split_phi, {"phi": matrix(data, (n * n + n * m,)), "n": n, "m": m}
+    return model.split_phi, {"phi": matrix(data, (n * n + n * m,)), "n": n, "m": m}
 
 
 @spec(
@@ -699,7 +699,7 @@ def _(data):
 )
 def _(data):
     n, m = data.draw(st.integers(1, 4)), data.draw(st.integers(1, 2))
-    return reinforce.join_phi, {"A_phi": matrix(data, (n, n)), "B_phi": matrix(data, (n, m))}
+    return model.join_phi, {"A_phi": matrix(data, (n, n)), "B_phi": matrix(data, (n, m))}
 
 
 def _rollout_kwargs(data, gain: bool = True):
@@ -742,7 +742,7 @@ ROLLOUT_SYSTEM = (
     neg_inf_ok=True,  # documented: -inf rewards where the closed loop blows up
 )
 def _(data):
-    return reinforce.rollout, _rollout_kwargs(data)
+    return rollout.rollout, _rollout_kwargs(data)
 
 
 @spec(
@@ -752,7 +752,7 @@ def _(data):
     neg_inf_ok=True,  # documented: -inf where the numbers overflow
 )
 def _(data):
-    return reinforce.expected_return, {
+    return rollout.expected_return, {
         **_rollout_kwargs(data, gain=False),
         "horizon": data.draw(st.integers(1, 20)),
     }
@@ -775,7 +775,7 @@ def _(data):
 )
 def _(data):
     shape = (data.draw(st.integers(1, 3)), data.draw(st.integers(1, 5)))
-    return reinforce.clip_global_norm, {
+    return training.clip_global_norm, {
         "grad": matrix(data, shape, 10.0),
         "max_norm": data.draw(st.floats(0.1, 10.0)),
     }
@@ -842,7 +842,7 @@ def _(data):
         "action_std": 0.01,
         "horizon_mpc": data.draw(st.integers(1, 5)),
         "return_eps": 1e-8,
-        "env": reinforce.case_b(),
+        "env": model.case_b(),
     }
 
 
@@ -870,7 +870,7 @@ def _(data):
 
 
 @functools.cache
-def tiny_runs() -> reinforce.ReinforceRuns:
+def tiny_runs() -> training.ReinforceRuns:
     return reinforce.run_reinforce([1, 2], n_updates=1, batch_size=4)
 
 
@@ -1320,7 +1320,7 @@ def test_misspelt_options_passed_through_are_named():
     "call, name",
     [
         (lambda: linear_quadratic_mpc(2, 1, 3, terminl_cost=True), "terminl_cost"),
-        (lambda: reinforce.case_b_mpc(3, u_bound=1.0), "u_bound"),
+        (lambda: model.case_b_mpc(3, u_bound=1.0), "u_bound"),
         (lambda: Bounds(u_lb=0.0, u_upper=1.0), "u_upper"),
         (lambda: SolverOptions(ipopt_options={}), "ipopt_options"),
     ],
@@ -1335,20 +1335,16 @@ def test_misspelt_mpc_options_are_named(call, name):
 # overflow and user callables: never a silent NaN
 # ------------------------------------------------------------------------------------------
 def test_mpc_reinforce_model_overflow_is_reported():
-    env = reinforce.case_b()
+    env = model.case_b()
+    check(lambda: model.mpc_gain(1e200 * env.A, env.B, env.Q, env.R), ("A_phi",), must_raise=True)
     check(
-        lambda: reinforce.mpc_gain(1e200 * env.A, env.B, env.Q, env.R), ("A_phi",), must_raise=True
-    )
-    check(
-        lambda: reinforce.mpc_plan(env.x0, 1e200 * env.A, env.B, env.Q, env.R),
+        lambda: model.mpc_plan(env.x0, 1e200 * env.A, env.B, env.Q, env.R),
         ("A_phi",),
         must_raise=True,
     )
-    K = (
-        1e3 * reinforce.mpc_gain(env.A, env.B, env.Q, env.R)[None]
-    )  # a violently unstable closed loop
+    K = 1e3 * model.mpc_gain(env.A, env.B, env.Q, env.R)[None]  # a violently unstable closed loop
     rng = np.random.default_rng(0)
-    batch = reinforce.rollout(
+    batch = rollout.rollout(
         env.A,
         env.B,
         env.Q,

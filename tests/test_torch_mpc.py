@@ -19,7 +19,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 from lgutils.core.envs import LinearQuadraticEnv
 from lgutils.mpc import Bounds, Constraints, MPCSolveError, SolverOptions, linear_quadratic_mpc
 from lgutils.mpc_in_rl_library import torch_mpc
-from lgutils.mpc_reinforce import reinforce
+from lgutils.mpc_reinforce import model, reinforce
 
 torch.set_num_threads(1)
 
@@ -48,17 +48,17 @@ def lq_constrained():
 
 @pytest.fixture(scope="module")
 def case_b_mpc():
-    return reinforce.case_b_mpc(horizon=5, solver=SolverOptions(ipopt=TIGHT))
+    return model.case_b_mpc(horizon=5, solver=SolverOptions(ipopt=TIGHT))
 
 
 # ------------------------------------------------------------------------------ solvers
 def test_stage_gains_are_the_gains_of_shorter_horizons() -> None:
-    env = reinforce.case_b()
+    env = model.case_b()
     rng = np.random.default_rng(3)
     A, B = rng.uniform(-1, 1, (4, 4)), rng.uniform(-1, 1, (4, 1))
     gains = torch_mpc._stage_gains(A, B, env.Q, env.R, 5)
     for k in range(5):
-        np.testing.assert_allclose(gains[k], reinforce.mpc_gain(A, B, env.Q, env.R, horizon=5 - k))
+        np.testing.assert_allclose(gains[k], model.mpc_gain(A, B, env.Q, env.R, horizon=5 - k))
     assert np.all(gains[-1] == 0.0)
 
 
@@ -153,7 +153,7 @@ def test_layer_module_gradient_matches_finite_differences(case_b_mpc) -> None:
         sol = solver.solve(S32, phi)
         return float(w @ sol.actions[:, 0] + sol.values.sum())
 
-    phi0, h = reinforce.join_phi(A, B), 1e-6
+    phi0, h = model.join_phi(A, B), 1e-6
     fd = np.array([(loss(phi0 + h * e) - loss(phi0 - h * e)) / (2 * h) for e in np.eye(20)])
     np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-7)
 
@@ -310,7 +310,7 @@ def _vec_env(n_envs: int, seed: int) -> DummyVecEnv:
 
 
 def test_evaluate_policy_scores_an_mpc_agent(case_b_mpc) -> None:
-    env = reinforce.case_b()
+    env = model.case_b()
     phi = {"A": env.A, "B": env.B}
     agent = torch_mpc.SB3Agent(case_b_mpc, phi)
     mean, _ = evaluate_policy(agent, _vec_env(1, 123), n_eval_episodes=5)
@@ -318,8 +318,8 @@ def test_evaluate_policy_scores_an_mpc_agent(case_b_mpc) -> None:
     assert mean == pytest.approx(manual.mean(), abs=1e-5)  # Monitor rounds returns to 1e-6
     # the closed-form solver and a plain batch callable score the same episodes alike
     for other in (
-        torch_mpc.SB3Agent(torch_mpc.RiccatiSolver.case_b(), reinforce.join_phi(env.A, env.B)),
-        torch_mpc.SB3Agent(lambda X: -X @ reinforce.mpc_gain(env.A, env.B, env.Q, env.R).T),
+        torch_mpc.SB3Agent(torch_mpc.RiccatiSolver.case_b(), model.join_phi(env.A, env.B)),
+        torch_mpc.SB3Agent(lambda X: -X @ model.mpc_gain(env.A, env.B, env.Q, env.R).T),
     ):
         assert evaluate_policy(other, _vec_env(1, 123), n_eval_episodes=5)[0] == pytest.approx(
             mean, abs=1e-5
@@ -328,7 +328,7 @@ def test_evaluate_policy_scores_an_mpc_agent(case_b_mpc) -> None:
 
 def test_evaluate_policy_keeps_the_previous_input_per_environment() -> None:
     """An MPC with a move penalty needs u_prev: SB3Agent carries it as the recurrent state."""
-    env = reinforce.case_b()
+    env = model.case_b()
     mpc = linear_quadratic_mpc(4, 1, 3, terminal_cost=False, move_weight=[0.05])
     phi = {"A": env.A, "B": env.B, "Q": env.Q, "R": env.R}
     agent = torch_mpc.SB3Agent(mpc, phi)
@@ -361,14 +361,14 @@ def test_sb3_agent_rejects_unknown_agents() -> None:
 # ------------------------------------------------------------------------------ case B helpers
 def test_case_b_expected_returns_match_monte_carlo() -> None:
     """Exact expected return of two models against 4000 simulated episodes each."""
-    env = reinforce.case_b()
+    env = model.case_b()
     lq = LinearQuadraticEnv.case_study_b()
     rng = np.random.default_rng(8)
-    phi = np.stack([reinforce.join_phi(env.A, env.B), rng.uniform(-1, 1, 20)])
+    phi = np.stack([model.join_phi(env.A, env.B), rng.uniform(-1, 1, 20)])
     exact = torch_mpc.case_b_expected_returns(phi[None], action_std=0.05)
     assert exact.shape == (1, 2)
     for j in range(2):
-        K = reinforce.mpc_gain(*reinforce.split_phi(phi[j], 4, 1), env.Q, env.R)
+        K = model.mpc_gain(*model.split_phi(phi[j], 4, 1), env.Q, env.R)
         noise = np.random.default_rng(j)
 
         def policy(X, K=K, noise=noise):
@@ -379,7 +379,7 @@ def test_case_b_expected_returns_match_monte_carlo() -> None:
 
 
 def test_case_b_mismatch() -> None:
-    env = reinforce.case_b()
+    env = model.case_b()
     phi = np.random.default_rng(9).uniform(-1, 1, (3, 20))
     mA, mB = torch_mpc.case_b_mismatch(phi)
     for i in range(3):

@@ -178,3 +178,63 @@ def state_profiles(
     axes[-1].set_xlabel("time [h]")
     axes[0].legend(loc="upper right", fontsize=8, ncols=2)
     return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# learning curves of many runs (case study B: chapters 08 and 09)
+# ---------------------------------------------------------------------------------------------
+__all__ += ["learning_curve", "reference_lines", "model_mismatch"]
+
+
+def learning_curve(
+    ax: plt.Axes,
+    x: Sequence[float],
+    runs: np.ndarray,
+    color: str,
+    label: str,
+    *,
+    band_runs: np.ndarray | None = None,
+    k: float = 2.0,
+) -> None:
+    """A heavy-tailed learning curve: a mean +- k std band and the median of all runs, dashed.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+    x : sequence of float, length E
+        Update (or episode) of each point.
+    runs : array_like, shape (n_runs, E)
+        The curves of all runs (e.g. returns, reward units); their median is drawn.
+    color, label : str
+        Colour and legend label of the learner.
+    band_runs : array_like, shape (n_kept, E), optional
+        The runs the band is taken over (default ``runs``), e.g. those that never blew up.
+    k : float
+        Half-width of the band in sample standard deviations.
+    """
+    runs = np.asarray(runs, dtype=float)
+    band(ax, x, runs if band_runs is None else band_runs, color, label, k)
+    ax.plot(
+        x, np.median(runs, axis=0), color=color, linestyle="--", label=f"{label} (median, all runs)"
+    )
+
+
+def reference_lines(ax: plt.Axes, references: dict[str, tuple[float, str, str]]) -> None:
+    """Horizontal reference lines, ``{label: (value, colour, line style)}``, e.g. J(theta*)."""
+    for label, (value, color, linestyle) in references.items():
+        ax.axhline(value, color=color, linestyle=linestyle, label=label)
+
+
+def model_mismatch(
+    ax: plt.Axes, x: Sequence[float], mismatch_A: np.ndarray, mismatch_B: np.ndarray, k: float = 2.0
+) -> None:
+    """Mean +- k std bands of a learned model's mismatch ``||A_phi - A||_F``, ``||B_phi - B||_F``.
+
+    ``mismatch_A`` and ``mismatch_B`` have shape (n_runs, len(x)); the axes get their labels
+    (x: the update E) and a legend.
+    """
+    band(ax, x, mismatch_A, PALETTE["blue"], r"$\|A_\phi - A\|_F$", k)
+    band(ax, x, mismatch_B, PALETTE["orange"], r"$\|B_\phi - B\|_F$", k)
+    ax.set_xlabel("update E")
+    ax.set_ylabel("model mismatch (Frobenius norm)")
+    ax.legend(loc="upper left", fontsize=8)

@@ -54,7 +54,7 @@ from lgutils.core.validate import (
     check_psd,
 )
 from lgutils.mpc import MPC, MPCSolveError
-from lgutils.mpc_reinforce import reinforce
+from lgutils.mpc_reinforce import model, rollout
 
 __all__ = [
     "PolicySolution",
@@ -181,15 +181,15 @@ class RiccatiSolver:
 
     The MPC minimises ``sum_{k<H} x_k^T Q x_k + u_k^T R u_k`` subject to
     ``x_{k+1} = A_phi x_k + B_phi u_k``, ``x_0 = s``, with ``phi = [vec(A_phi); vec(B_phi)]``
-    (row-major, :func:`lgutils.mpc_reinforce.reinforce.join_phi`). Its plan is the time-varying feedback
+    (row-major, :func:`lgutils.mpc_reinforce.model.join_phi`). Its plan is the time-varying feedback
     ``u_k = -K^{(H-k)} x_k`` where ``K^{(h)}`` is the gain of the ``h``-step problem
-    (:func:`lgutils.mpc_reinforce.reinforce.mpc_gain`), so ``u_0* = -K_0 s`` and
-    ``d u_0*/d phi = -(d K_0/d phi) s`` (:func:`lgutils.mpc_reinforce.reinforce.mpc_gain_jacobian`).
+    (:func:`lgutils.mpc_reinforce.model.mpc_gain`), so ``u_0* = -K_0 s`` and
+    ``d u_0*/d phi = -(d K_0/d phi) s`` (:func:`lgutils.mpc_reinforce.model.mpc_gain_jacobian`).
     ``V`` is the cost of the plan; its gradient follows from the Lagrangian with the costates
     ``lambda_H = 0``, ``lambda_k = 2 Q x_k + A_phi^T lambda_{k+1}`` (envelope theorem):
     ``dV/dA_phi = sum_k lambda_{k+1} x_k^T``, ``dV/dB_phi = sum_k lambda_{k+1} u_k^T``,
     ``dV/ds = 2 Q s + A_phi^T lambda_1``. No solver, no iterations: the whole batch is a few
-    numpy operations, and the numbers equal the CasADi MPC's (:func:`lgutils.mpc_reinforce.reinforce.case_b_mpc`)
+    numpy operations, and the numbers equal the CasADi MPC's (:func:`lgutils.mpc_reinforce.model.case_b_mpc`)
     to solver precision.
 
     Parameters
@@ -216,8 +216,8 @@ class RiccatiSolver:
 
     @classmethod
     def case_b(cls, horizon: int = 5) -> RiccatiSolver:
-        """The MPC of case study B (:func:`lgutils.mpc_reinforce.reinforce.case_b`'s ``Q`` and ``R``)."""
-        env = reinforce.case_b()
+        """The MPC of case study B (:func:`lgutils.mpc_reinforce.model.case_b`'s ``Q`` and ``R``)."""
+        env = model.case_b()
         return cls(env.Q, env.R, horizon)
 
     def solve(self, S: Any, phi: Any, sensitivities: bool = False) -> PolicySolution:
@@ -231,7 +231,7 @@ class RiccatiSolver:
         S = as_array("S", S, (None, self.nx))
         phi = as_vector("phi", phi, self.n_phi)
         n, m, H = self.nx, self.nu, self.horizon
-        A, B = reinforce.split_phi(phi, n, m)
+        A, B = model.split_phi(phi, n, m)
         N = S.shape[0]
         X = np.empty((N, H + 1, n))
         U = np.empty((N, H, m))
@@ -247,7 +247,7 @@ class RiccatiSolver:
         self._check_finite(S, phi, U[:, 0], V)
         if not sensitivities:
             return PolicySolution(U[:, 0].copy(), V)
-        K0, dK = reinforce.mpc_gain_jacobian(A, B, self.Q, self.R, H)  # (m, n), (m, n, n_phi)
+        K0, dK = model.mpc_gain_jacobian(A, B, self.Q, self.R, H)  # (m, n), (m, n, n_phi)
         du_ds = np.broadcast_to(-K0, (N, m, n)).copy()
         du_dphi = -np.einsum("ijp,nj->nip", dK, S)
         lam = np.zeros((N, n))  # lambda_H = 0
@@ -268,7 +268,7 @@ class RiccatiSolver:
             bad = ~np.isfinite(arr.reshape(arr.shape[0], -1)).all(axis=1)
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
-                A, B = reinforce.split_phi(phi, self.nx, self.nu)
+                A, B = model.split_phi(phi, self.nx, self.nu)
                 raise MPCSolveError(
                     f"closed-form MPC returned non-finite numbers at batch index {i}; state "
                     f"s={S[i]} (the model's plan overflows)",
@@ -288,7 +288,7 @@ def _stage_gains(
     """Feedback gains of the H-step plan: ``u_k = -gains[k] x_k``, ``gains[k] = K^{(H-k)}``.
 
     The Riccati recursion with ``P = 0`` yields, at its j-th iteration, the first-stage gain of
-    the j-step problem (:func:`lgutils.mpc_reinforce.reinforce.mpc_gain` with ``horizon=j``), so one pass
+    the j-step problem (:func:`lgutils.mpc_reinforce.model.mpc_gain` with ``horizon=j``), so one pass
     gives every stage's gain; ``gains[0]`` is ``K_0`` and ``gains[H-1] = 0``.
     """
     P = np.zeros_like(Q)
@@ -985,9 +985,9 @@ def case_b_expected_returns(phi: Any, action_std: float = 0.01) -> np.ndarray:
     """Exact expected return on case study B of the MPC policies with models ``phi``.
 
     The unconstrained MPC with model ``phi = [vec(A_phi); vec(B_phi)]`` is the gain
-    ``K_0(phi)`` (:func:`lgutils.mpc_reinforce.reinforce.mpc_gain`); its T-step expected return from
+    ``K_0(phi)`` (:func:`lgutils.mpc_reinforce.model.mpc_gain`); its T-step expected return from
     ``x_0`` with Gaussian exploration ``sigma_a`` is
-    :func:`lgutils.mpc_reinforce.reinforce.expected_return` -- the measure of Fig. 4 in chapter 08.
+    :func:`lgutils.mpc_reinforce.rollout.expected_return` -- the measure of Fig. 4 in chapter 08.
 
     Parameters
     ----------
@@ -1001,15 +1001,15 @@ def case_b_expected_returns(phi: Any, action_std: float = 0.01) -> np.ndarray:
     numpy.ndarray, shape (...)
         Expected returns (reward units); ``-inf`` where the closed loop overflows.
     """
-    env = reinforce.case_b()
+    env = model.case_b()
     n, m = env.B.shape
     phi = as_array("phi", phi)
     if phi.ndim < 1 or phi.shape[-1] != n * n + n * m:
         raise ValueError(f"phi must have shape (..., {n * n + n * m}), got shape {phi.shape}")
     lead = phi.shape[:-1]
-    A, B = reinforce.split_phi(phi.reshape(-1, phi.shape[-1]), n, m)
-    K = reinforce.mpc_gain(A, B, env.Q, env.R)
-    J = reinforce.expected_return(
+    A, B = model.split_phi(phi.reshape(-1, phi.shape[-1]), n, m)
+    K = model.mpc_gain(A, B, env.Q, env.R)
+    J = rollout.expected_return(
         env.A, env.B, env.Q, env.R, K, env.x0, env.noise_std, action_std, env.horizon
     )
     return np.asarray(J, dtype=float).reshape(lead)
@@ -1026,12 +1026,12 @@ def case_b_mismatch(phi: Any) -> tuple[np.ndarray, np.ndarray]:
     -------
     mismatch_A, mismatch_B : numpy.ndarray, shape (...)
     """
-    env = reinforce.case_b()
+    env = model.case_b()
     n, m = env.B.shape
     phi = as_array("phi", phi)
     if phi.ndim < 1 or phi.shape[-1] != n * n + n * m:
         raise ValueError(f"phi must have shape (..., {n * n + n * m}), got shape {phi.shape}")
-    A, B = reinforce.split_phi(phi, n, m)
+    A, B = model.split_phi(phi, n, m)
     return (
         np.sqrt(np.sum((A - env.A) ** 2, axis=(-2, -1))),
         np.sqrt(np.sum((B - env.B) ** 2, axis=(-2, -1))),

@@ -1,6 +1,6 @@
 """Case study B with an input bound: the MPC is no longer linear (beyond the paper).
 
-The MPC of :mod:`lgutils.mpc_reinforce.reinforce` with the actuator limit ``|u_k| <= u_max``:
+The MPC of :mod:`lgutils.mpc_reinforce.model` with the actuator limit ``|u_k| <= u_max``:
 
     min_{u_0..u_{H-1}}  sum_{k<H} x_k^T Q x_k + u_k^T R u_k
     s.t.  x_{k+1} = A_phi x_k + B_phi u_k,  x_0 = s,  -u_max <= u_k <= u_max.
@@ -33,24 +33,26 @@ clipped to ``[-u_max, u_max]`` before it acts and is charged (as
 :class:`lgutils.core.envs.LinearQuadraticEnv` does with ``action_low``/``action_high``); REINFORCE's
 log-probability uses the sampled, unclipped action.
 
-Shapes as in :mod:`lgutils.mpc_reinforce.reinforce`: ``r`` runs (models), ``N`` states or episodes,
+Shapes as in :mod:`lgutils.mpc_reinforce.model`: ``r`` runs (models), ``N`` states or episodes,
 ``n = 4`` states, ``m = 1`` input, ``n_phi = 20``.
 """
 
 from __future__ import annotations
 
 import itertools
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
+from lgutils.core import lqr
 from lgutils.core.validate import (
     as_array,
     as_vector,
     check_in_open_interval,
     check_positive_int,
 )
-from lgutils.mpc_reinforce.reinforce import Batch, _models, _weights, case_b
+from lgutils.mpc_reinforce.model import CaseB, case_b, check_models, check_weights
+from lgutils.mpc_reinforce.rollout import Batch, play_episodes
 
 __all__ = [
     "condense",
@@ -60,6 +62,8 @@ __all__ = [
     "solve_box_qp",
     "bounded_action_jacobian",
     "finite_difference_bounded_action_jacobian",
+    "bounded_episodes",
+    "bounded_gradient",
     "bounded_rollout",
     "bounded_reference_returns",
 ]
@@ -99,7 +103,10 @@ def _condense(
 def _condense_jacobian(
     A: np.ndarray, B: np.ndarray, Q: np.ndarray, R: np.ndarray, H: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Hq, Gq and their derivatives along every parameter: dHq (r, n_phi, nu, nu), dGq (r, n_phi, nu, n)."""
+    """Hq, Gq and their derivatives along every parameter.
+
+    dHq has shape (r, n_phi, nu, nu), dGq (r, n_phi, nu, n).
+    """
     r, n, m = B.shape
     nu = (H - 1) * m
     npar = n * n + n * m
@@ -146,8 +153,8 @@ def condense(
         Positive definite.
     Gq : numpy.ndarray, shape (nu, n) or (r, nu, n)
     """
-    A, B, batched = _models(A_phi, B_phi)
-    Qm, Rm = _weights(Q, R, A.shape[-1], B.shape[-1])
+    A, B, batched = check_models(A_phi, B_phi)
+    Qm, Rm = check_weights(Q, R, A.shape[-1], B.shape[-1])
     H = check_positive_int("horizon", horizon, minimum=2)
     Hq, Gq = _condense(A, B, Qm, Rm, H)
     return (Hq, Gq) if batched else (Hq[0], Gq[0])
@@ -166,8 +173,8 @@ def condense_jacobian(
     dGq : numpy.ndarray, shape (n_phi, nu, n) or (r, n_phi, nu, n)
         ``dHq[p] = d Hq / d phi_p`` with ``phi = [vec(A_phi); vec(B_phi)]``.
     """
-    A, B, batched = _models(A_phi, B_phi)
-    Qm, Rm = _weights(Q, R, A.shape[-1], B.shape[-1])
+    A, B, batched = check_models(A_phi, B_phi)
+    Qm, Rm = check_weights(Q, R, A.shape[-1], B.shape[-1])
     H = check_positive_int("horizon", horizon, minimum=2)
     out = _condense_jacobian(A, B, Qm, Rm, H)
     return out if batched else tuple(o[0] for o in out)
@@ -336,9 +343,9 @@ def solve_box_qp(
     BoxQPSolution
         With a leading run axis of size 1 for one model.
     """
-    A, B, batched = _models(A_phi, B_phi)
+    A, B, batched = check_models(A_phi, B_phi)
     r, n, m = B.shape
-    Qm, Rm = _weights(Q, R, n, m)
+    Qm, Rm = check_weights(Q, R, n, m)
     H = check_positive_int("horizon", horizon, minimum=2)
     u_max = check_in_open_interval("u_max", u_max, 0.0, np.inf)
     X = as_array("X", X, (r, None, n) if batched else (None, n))
@@ -373,10 +380,10 @@ def bounded_action_jacobian(
     active : numpy.ndarray of int, shape (nu,)
         The active set (-1 lower, 0 free, +1 upper) of ``(u_0, ..., u_{H-2})``.
     """
-    A, B, _ = _models(A_phi, B_phi)
+    A, B, _ = check_models(A_phi, B_phi)
     n, m = B.shape[1:]
     s = as_vector("s", s, n)
-    Qm, Rm = _weights(Q, R, n, m)
+    Qm, Rm = check_weights(Q, R, n, m)
     H = check_positive_int("horizon", horizon, minimum=2)
     u_max = check_in_open_interval("u_max", u_max, 0.0, np.inf)
     Hq, Gq, dHq, dGq = _condense_jacobian(A, B, Qm, Rm, H)
@@ -413,10 +420,10 @@ def finite_difference_bounded_action_jacobian(
     -------
     numpy.ndarray, shape (m, n_phi)
     """
-    A, B, _ = _models(A_phi, B_phi)
+    A, B, _ = check_models(A_phi, B_phi)
     n, m = B.shape[1:]
     s = as_vector("s", s, n)
-    Qm, Rm = _weights(Q, R, n, m)
+    Qm, Rm = check_weights(Q, R, n, m)
     H = check_positive_int("horizon", horizon, minimum=2)
     u_max = check_in_open_interval("u_max", u_max, 0.0, np.inf)
     h = check_in_open_interval("step", step, 0.0, np.inf)
@@ -433,19 +440,44 @@ def finite_difference_bounded_action_jacobian(
 # ---------------------------------------------------------------------------------------------
 # episodes and the REINFORCE gradient
 # ---------------------------------------------------------------------------------------------
-def _bounded_rollout(
+def bounded_episodes(
     A_phi: np.ndarray,
     B_phi: np.ndarray,
-    env: Any,
+    env: CaseB,
     u_max: float,
     horizon: int,
     action_std: float,
     action_noise: np.ndarray,
     process_noise: np.ndarray,
     with_jacobian: bool,
-) -> tuple[Batch, dict[str, np.ndarray]]:
+) -> tuple[Batch, dict[str, np.ndarray | None]]:
+    """Episodes of the input-bounded MPC on ``env``, and the tape its REINFORCE gradient needs.
+
+    :func:`bounded_rollout` without the checks, for the learners' loops: the closed loop of
+    :func:`lgutils.mpc_reinforce.rollout.play_episodes` with the box-QP solution as the policy.
+
+    Parameters
+    ----------
+    A_phi, B_phi : numpy.ndarray, shapes (r, n, n) and (r, n, m)
+        One model per run.
+    env : CaseB
+        The true system.
+    u_max, horizon, action_std
+        The input bound (> 0), the MPC horizon H >= 2, the exploration std sigma_a >= 0.
+    action_noise, process_noise : numpy.ndarray, shapes (r, N, T, m) and (r, N, T, n)
+        Standard normal numbers.
+    with_jacobian : bool
+        Whether to differentiate the condensed program (for :func:`bounded_gradient`).
+
+    Returns
+    -------
+    batch : Batch
+    tape : dict
+        ``"U"`` (r, N, T, nu) the plans, ``"lam"`` (r, N, T, nu, m) the sensitivity rows of
+        :class:`BoxQPSolution`, ``"kkt_violation"`` (r, N, T), and ``"dHq"``, ``"dGq"`` of
+        :func:`condense_jacobian` (None without ``with_jacobian``).
+    """
     r, N, T, m = action_noise.shape
-    n = env.A.shape[0]
     if with_jacobian:
         Hq, Gq, dHq, dGq = _condense_jacobian(A_phi, B_phi, env.Q, env.R, horizon)
     else:
@@ -453,36 +485,31 @@ def _bounded_rollout(
         dHq = dGq = None
     tab = _tables(Hq, Gq, u_max)
     nu = Hq.shape[-1]
-    states = np.empty((r, N, T + 1, n))
-    means = np.empty((r, N, T, m))
-    Us = np.empty((r, N, T, nu))
+    plans = np.empty((r, N, T, nu))
     lams = np.empty((r, N, T, nu, m))
     viol = np.zeros((r, N, T))
-    states[:, :, 0] = env.x0
-    for t in range(T):
-        x = states[:, :, t]
+
+    def policy(x: np.ndarray, t: int) -> np.ndarray:
         sol = _solve(tab, x, u_max, m)
-        u = sol.U[..., :m]
-        means[:, :, t], Us[:, :, t], lams[:, :, t], viol[:, :, t] = (
-            u,
-            sol.U,
-            sol.lam,
-            sol.kkt_violation,
-        )
-        a = np.clip(u + action_std * action_noise[:, :, t], -u_max, u_max)
-        states[:, :, t + 1] = x @ env.A.T + a @ env.B.T + env.noise_std * process_noise[:, :, t]
-    actions = means + action_std * action_noise
-    applied = np.clip(actions, -u_max, u_max)
-    xs = states[:, :, :T]
-    rewards = -np.sum((xs @ env.Q) * xs, axis=-1) - np.sum((applied @ env.R) * applied, axis=-1)
-    tape = {"U": Us, "lam": lams, "dHq": dHq, "dGq": dGq, "kkt_violation": viol}
-    return Batch(states, means, actions, rewards), tape
+        plans[:, :, t], lams[:, :, t], viol[:, :, t] = sol.U, sol.lam, sol.kkt_violation
+        return sol.U[..., :m]
+
+    batch = play_episodes(policy, env, action_std, action_noise, process_noise, u_max)
+    tape = {"U": plans, "lam": lams, "dHq": dHq, "dGq": dGq, "kkt_violation": viol}
+    return batch, tape
 
 
-def _bounded_gradient(
-    batch: Batch, Gn: np.ndarray, tape: dict[str, np.ndarray], action_std: float
+def bounded_gradient(
+    batch: Batch, returns_normalised: np.ndarray, tape: dict, action_std: float
 ) -> np.ndarray:
-    """d L / d phi (r, n_phi) for the surrogate loss with the bounded MPC policy."""
+    """Gradient (r, n_phi) of the REINFORCE surrogate loss with the input-bounded MPC policy.
+
+    ``L = -(1/N) sum_i G_i sum_t log pi(a_it | s_it)`` with ``d log pi / d u = (a - u) /
+    sigma_a^2`` and the active-set sensitivity ``d u_0 = -lam^T (dHq U + dGq s)``. No checks:
+    ``batch`` and ``tape`` from :func:`bounded_episodes` with ``with_jacobian=True``,
+    ``returns_normalised`` (r, N), ``action_std`` > 0.
+    """
+    Gn = returns_normalised
     N = Gn.shape[1]
     T = batch.means.shape[2]
     score = (batch.actions - batch.means) / action_std**2 * Gn[:, :, None, None] / N  # (r,N,T,m)
@@ -536,7 +563,7 @@ def bounded_rollout(
     process_noise = as_array("process_noise", process_noise, (r, *action_noise.shape[1:3], 4))
     action_std = check_in_open_interval("action_std", action_std, -1e-300, np.inf)
     H = check_positive_int("horizon", horizon, minimum=2)
-    batch, _ = _bounded_rollout(A, B, env, u_max, H, action_std, action_noise, process_noise, False)
+    batch, _ = bounded_episodes(A, B, env, u_max, H, action_std, action_noise, process_noise, False)
     return batch
 
 
@@ -556,8 +583,6 @@ def bounded_reference_returns(
     dict
         The two mean returns and ``"stderr"``, the larger of their standard errors.
     """
-    from lgutils.core import lqr
-
     env = case_b()
     u_max = check_in_open_interval("u_max", u_max, 0.0, np.inf)
     N = check_positive_int("n_episodes", n_episodes, minimum=2)
@@ -568,13 +593,9 @@ def bounded_reference_returns(
     batch = bounded_rollout(env.A[None], env.B[None], u_max, eps, w, action_std, horizon)
     G_mpc = batch.rewards.sum(axis=-1)[0]
     _, K = lqr.dare(env.A, env.B, env.Q, env.R)
-    x = np.empty((N, T + 1, 4))
-    x[:, 0] = env.x0
-    G_lqr = np.zeros(N)
-    for t in range(T):
-        a = np.clip(-x[:, t] @ K.T + action_std * eps[0, :, t], -u_max, u_max)
-        G_lqr -= np.sum((x[:, t] @ env.Q) * x[:, t], axis=-1) + np.sum((a @ env.R) * a, axis=-1)
-        x[:, t + 1] = x[:, t] @ env.A.T + a @ env.B.T + env.noise_std * w[0, :, t]
+    KT = -K.T  # the LQR policy u = -K x, clipped by the environment
+    lqr_batch = play_episodes(lambda x, t: x @ KT, env, action_std, eps, w, u_max)
+    G_lqr = lqr_batch.rewards.sum(axis=-1)[0]
     se = max(G_mpc.std(ddof=1), G_lqr.std(ddof=1)) / np.sqrt(N)
     return {
         "J_true_model_mpc": float(G_mpc.mean()),

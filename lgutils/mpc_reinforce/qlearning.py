@@ -1,6 +1,6 @@
 """Case study B, value-based (beyond the paper): Q-learning of the MPC model, eq. (9).
 
-The same MPC as :mod:`lgutils.mpc_reinforce.reinforce` (model ``x_{k+1} = A_phi x_k + B_phi u_k``,
+The same MPC as :mod:`lgutils.mpc_reinforce.model` (model ``x_{k+1} = A_phi x_k + B_phi u_k``,
 horizon ``H = 5``, stage cost ``x^T Q x + u^T R u``, no terminal cost or constraints) is read as
 a Q-function, ``Q_phi(s, a) = -Q^MPC_phi(s, a)`` (eq. (13) with ``u_0 = a`` fixed), and its model
 is fitted by semi-gradient descent on the squared temporal-difference error of eq. (9),
@@ -11,29 +11,47 @@ is fitted by semi-gradient descent on the squared temporal-difference error of e
 
 Without constraints ``Q^MPC`` is a quadratic form: with ``x_1 = A_phi s + B_phi a`` the rest of
 the plan follows the gains ``K_1 .. K_{H-1}`` of the Riccati recursion of
-:func:`lgutils.mpc_reinforce.reinforce.mpc_gain`, and ``Q^MPC = s^T Q s + a^T R a + x_1^T P_1 x_1``. Its
-gradient is the gradient of the Lagrangian at the solution (paper ref. [58]):
+:func:`lgutils.mpc_reinforce.model.mpc_gain`, and
+``Q^MPC = s^T Q s + a^T R a + x_1^T P_1 x_1``. Its gradient is the gradient of the Lagrangian
+at the solution (paper ref. [58]):
 ``dQ/dA_phi = sum_k mu_{k+1} x_k^T``, ``dQ/dB_phi = sum_k mu_{k+1} u_k^T`` with the multipliers
 ``mu_{k+1} = 2 P_{k+1} x_{k+1}`` of the dynamics along the plan (``P_H = 0``).
 
 Everything else (environment, exploration ``sigma_a = 0.01``, 64 episodes of 10 steps per update,
 Adam 0.1, clipping at 10, clamping to [-2, 2], the initial models and random numbers of each
-seed) is that of :func:`lgutils.mpc_reinforce.reinforce.run_reinforce`, so the two learners are compared on
-the same episodes budget. Shapes: ``r`` runs, ``M`` state-action pairs per run, ``n`` states,
+seed) is that of :func:`lgutils.mpc_reinforce.reinforce.run_reinforce` (the loop of
+:func:`lgutils.mpc_reinforce.training.train_runs`), so the two learners are compared on the same
+episodes budget. Shapes: ``r`` runs, ``M`` state-action pairs per run, ``n`` states,
 ``m`` inputs, ``n_phi = n^2 + n m`` (row-major ``[vec(A_phi); vec(B_phi)]``). Costs are in the
 environment's (dimensionless) cost units; returns are their negative.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
 import numpy as np
 
 from lgutils.core.seeding import spawn_seeds
-from lgutils.core.validate import as_array, check_positive_int
-from lgutils.mpc_reinforce import reinforce
+from lgutils.core.validate import as_array, check_in_open_interval, check_positive_int
+from lgutils.mpc_reinforce.model import (
+    case_b,
+    check_finite,
+    check_weights,
+    riccati_gains,
+    split_phi,
+)
+from lgutils.mpc_reinforce.rollout import Batch, mpc_episodes
+from lgutils.mpc_reinforce.training import (
+    ReinforceRuns,
+    check_seeds,
+    check_settings,
+    clipped_adam_step,
+    play_mpc,
+    train_runs,
+)
 
 __all__ = ["mpc_q_value", "td_gradient", "q_learning_update", "run_q_learning", "run_experiment"]
 
@@ -47,7 +65,10 @@ def _q_and_grad(
     S: np.ndarray,
     U: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Q^MPC and dQ/dphi, batched: A (r,n,n), B (r,n,m), S (r,M,n), U (r,M,m) -> (r,M), (r,M,n_phi)."""
+    """Q^MPC and dQ/dphi, batched.
+
+    A (r, n, n), B (r, n, m), S (r, M, n), U (r, M, m) -> (r, M), (r, M, n_phi).
+    """
     H = len(tape)
     AT, BT = np.swapaxes(A, -1, -2), np.swapaxes(B, -1, -2)
     x, u = S, U
@@ -109,15 +130,15 @@ def mpc_q_value(
     m = B.shape[-1]
     S = as_array("s", s, (r, None, n))
     U = as_array("a", a, (r, S.shape[1], m))
-    Qm, Rm = reinforce._weights(Q, R, n, m)
-    _, tape = reinforce._gain_forward(A, B, Qm, Rm, check_positive_int("horizon", horizon))
+    Qm, Rm = check_weights(Q, R, n, m)
+    _, tape = riccati_gains(A, B, Qm, Rm, check_positive_int("horizon", horizon))
     q, g = _q_and_grad(A, B, tape, Qm, Rm, S, U)
-    reinforce._check_finite("Q^MPC", q, g)
+    check_finite("Q^MPC", q, g)
     return q, g
 
 
 def _td_gradient(
-    batch: reinforce.Batch, A: np.ndarray, B: np.ndarray, K: np.ndarray, tape: list, Q, R
+    batch: Batch, A: np.ndarray, B: np.ndarray, K: np.ndarray, tape: list, Q, R
 ) -> tuple[np.ndarray, np.ndarray]:
     """Semi-gradient of 0.5 mean(delta^2) over all (s, a, r, s') of the batch; and delta."""
     r, N, T, m = batch.actions.shape
@@ -136,7 +157,7 @@ def _td_gradient(
 
 
 def td_gradient(
-    batch: reinforce.Batch, A_phi: np.ndarray, B_phi: np.ndarray, horizon: int = 5
+    batch: Batch, A_phi: np.ndarray, B_phi: np.ndarray, horizon: int = 5
 ) -> tuple[np.ndarray, np.ndarray]:
     """Semi-gradient of the TD loss of eq. (9) for ``Q_phi = -Q^MPC_phi``, batched over runs.
 
@@ -146,7 +167,7 @@ def td_gradient(
 
     Parameters
     ----------
-    batch : lgutils.mpc_reinforce.reinforce.Batch
+    batch : lgutils.mpc_reinforce.rollout.Batch
         Episodes, arrays of shapes (r, N, T + 1, n), (r, N, T, m), (r, N, T, m), (r, N, T).
     A_phi, B_phi : array_like, shapes (r, n, n) and (r, n, m)
         Models.
@@ -159,14 +180,14 @@ def td_gradient(
     delta : numpy.ndarray, shape (r, N T)
         TD errors (reward units), episode-major.
     """
-    if not isinstance(batch, reinforce.Batch):
+    if not isinstance(batch, Batch):
         raise ValueError(
-            f"batch must be a lgutils.mpc_reinforce.reinforce.Batch, got {type(batch).__name__}"
+            f"batch must be a lgutils.mpc_reinforce.rollout.Batch, got {type(batch).__name__}"
         )
-    env = reinforce.case_b()
+    env = case_b()
     A = as_array("A_phi", A_phi, (None, *env.A.shape))
     B = as_array("B_phi", B_phi, (A.shape[0], *env.B.shape))
-    K, tape = reinforce._gain_forward(A, B, env.Q, env.R, check_positive_int("horizon", horizon))
+    K, tape = riccati_gains(A, B, env.Q, env.R, check_positive_int("horizon", horizon))
     return _td_gradient(batch, A, B, K, tape, env.Q, env.R)
 
 
@@ -186,9 +207,9 @@ def q_learning_update(
 ) -> dict[str, np.ndarray]:
     """One Q-learning update of the MPC model for ``r`` runs, from given random numbers.
 
-    Rolls out the episodes exactly as :func:`lgutils.mpc_reinforce.reinforce.reinforce_update`, then takes
-    the TD semi-gradient of :func:`td_gradient`, clips its global norm, takes an Adam step and
-    clamps the parameters (the same optimiser settings as REINFORCE).
+    Rolls out the episodes exactly as :func:`lgutils.mpc_reinforce.reinforce.reinforce_update`,
+    then takes the TD semi-gradient of :func:`td_gradient`, clips its global norm, takes an Adam
+    step and clamps the parameters (the same optimiser settings as REINFORCE).
 
     Parameters
     ----------
@@ -205,7 +226,7 @@ def q_learning_update(
         ``"phi"``, ``"adam_m"``, ``"adam_v"`` (r, n_phi); ``"grad"`` (r, n_phi) before clipping;
         ``"grad_norm"`` (r,); ``"delta"`` (r, N T); ``"batch"``.
     """
-    env = reinforce.case_b()
+    env = case_b()
     n, m_in = env.B.shape
     phi = as_array("phi", phi, (None, n * n + n * m_in))
     r = phi.shape[0]
@@ -214,14 +235,16 @@ def q_learning_update(
     step = check_positive_int("step", step)
     action_noise = as_array("action_noise", action_noise, (r, None, None, m_in))
     process_noise = as_array("process_noise", process_noise, (r, *action_noise.shape[1:3], n))
-    cfg = reinforce._settings(
+    cfg = check_settings(
         horizon_mpc, action_noise.shape[1], lr, max_grad_norm, clamp, action_std, 0.0
     )
-    A_phi, B_phi = reinforce.split_phi(phi, n, m_in)
-    K, tape, batch = reinforce._policy_batch(env, A_phi, B_phi, cfg, action_noise, process_noise)
+    A_phi, B_phi = split_phi(phi, n, m_in)
+    K, tape, batch = mpc_episodes(
+        env, A_phi, B_phi, cfg.horizon_mpc, cfg.action_std, action_noise, process_noise
+    )
     with np.errstate(over="ignore", invalid="ignore"):
         grad, delta = _td_gradient(batch, A_phi, B_phi, K, tape, env.Q, env.R)
-        new, m_new, v_new, norm = reinforce._step(phi, adam_m, adam_v, step, grad, cfg)
+        new, m_new, v_new, norm = clipped_adam_step(phi, adam_m, adam_v, step, grad, cfg)
     return {
         "phi": new,
         "adam_m": m_new,
@@ -244,14 +267,14 @@ def run_q_learning(
     action_std: float = 0.01,
     horizon_mpc: int = 5,
     init_scale: float = 1.0,
-) -> reinforce.ReinforceRuns:
+) -> ReinforceRuns:
     """Q-learning of the MPC model for several independent runs, vectorised over the runs.
 
     Run ``i`` draws from ``numpy.random.default_rng(seeds[i])`` exactly what
-    :func:`lgutils.mpc_reinforce.reinforce.run_reinforce` draws (the initial model, then one standard
-    normal array of shape (N, T, m + n) per batch), so a seed gives both learners the same
-    initial model and the same random numbers. A run whose batch has a non-finite return stops
-    learning (as in REINFORCE).
+    :func:`lgutils.mpc_reinforce.reinforce.run_reinforce` draws (the initial model, then one
+    standard normal array of shape (N, T, m + n) per batch), so a seed gives both learners the same
+    initial model and the same random numbers. A run whose batch has a non-finite return, or
+    whose gradient is not finite, stops learning (as in REINFORCE).
 
     Parameters
     ----------
@@ -261,63 +284,30 @@ def run_q_learning(
 
     Returns
     -------
-    lgutils.mpc_reinforce.reinforce.ReinforceRuns
+    lgutils.mpc_reinforce.training.ReinforceRuns
         The same record as REINFORCE's (``grad_norm``: the TD semi-gradient's norm); update
         ``k`` has used ``k * batch_size`` episodes.
     """
-    if isinstance(seeds, (int, np.integer, str, bytes)) or not hasattr(seeds, "__len__"):
-        raise ValueError(f"seeds must be a non-empty list of integers, got {seeds!r}")
-    if len(seeds) == 0:
-        raise ValueError(f"seeds must be a non-empty list of integers, got {seeds!r}")
-    seeds = [check_positive_int("seeds[i]", int(s), minimum=0) for s in seeds]
+    seeds = check_seeds(seeds)
     E = check_positive_int("n_updates", n_updates, minimum=0)
-    cfg = reinforce._settings(horizon_mpc, batch_size, lr, max_grad_norm, clamp, action_std, 0.0)
-    init_scale = float(as_array("init_scale", init_scale, ()))
-    if not init_scale > 0:
-        raise ValueError(f"init_scale must be > 0, got {init_scale}")
-    env = reinforce.case_b()
-    n, m_in = env.B.shape
-    npar = n * n + n * m_in
-    T, N, r = env.horizon, cfg.batch_size, len(seeds)
-    rngs = [np.random.default_rng(s) for s in seeds]
-    phi = np.stack([g.uniform(-init_scale, init_scale, size=npar) for g in rngs])
-    adam_m, adam_v = np.zeros_like(phi), np.zeros_like(phi)
-    hist = np.empty((r, E + 1, npar))
-    returns, expected = np.empty((r, E + 1)), np.empty((r, E + 1))
-    grad_norm = np.full((r, E), np.nan)
-    frozen = np.zeros(r, dtype=bool)
-    for k in range(E + 1):
-        hist[:, k] = phi
-        z = np.stack([g.standard_normal((N, T, m_in + n)) for g in rngs])
-        A_phi, B_phi = reinforce.split_phi(phi, n, m_in)
-        K, tape, batch = reinforce._policy_batch(
-            env, A_phi, B_phi, cfg, z[..., :m_in], z[..., m_in:]
-        )
-        expected[:, k] = reinforce._expected_return(
-            env.A, env.B, env.Q, env.R, K, env.x0, env.noise_std, cfg.action_std, T
-        )
-        G = batch.rewards.sum(axis=-1)
-        with np.errstate(over="ignore", invalid="ignore"):
-            returns[:, k] = G.mean(axis=-1)
-        frozen |= ~np.isfinite(G).all(axis=-1)
-        if k < E:
-            with np.errstate(over="ignore", invalid="ignore"):
-                grad, _ = _td_gradient(batch, A_phi, B_phi, K, tape, env.Q, env.R)
-                frozen |= ~np.isfinite(grad).all(axis=-1)
-                grad = np.where(frozen[:, None], 0.0, grad)
-                new, m_new, v_new, norm = reinforce._step(phi, adam_m, adam_v, k + 1, grad, cfg)
-            keep = ~frozen
-            phi[keep], adam_m[keep], adam_v[keep] = new[keep], m_new[keep], v_new[keep]
-            grad_norm[keep, k] = norm[keep]
-    return reinforce._runs_record(env, seeds, returns, expected, hist, grad_norm)
+    cfg = check_settings(horizon_mpc, batch_size, lr, max_grad_norm, clamp, action_std, 0.0)
+    init_scale = check_in_open_interval("init_scale", init_scale, 0.0, np.inf)
+    play = functools.partial(play_mpc, case_b(), cfg)
+    return train_runs(seeds, E, cfg, init_scale, play, _q_gradient)
+
+
+def _q_gradient(batch: Batch, A_phi: np.ndarray, B_phi: np.ndarray, tape: tuple) -> np.ndarray:
+    """:data:`lgutils.mpc_reinforce.training.Gradient`: the TD semi-gradient."""
+    env = case_b()
+    return _td_gradient(batch, A_phi, B_phi, *tape, env.Q, env.R)[0]
 
 
 def run_experiment(
     seed: int, n_runs: int, n_updates: int = 100, batch_size: int = 64, **kwargs: Any
-) -> tuple[reinforce.ReinforceRuns, float]:
+) -> tuple[ReinforceRuns, float]:
     """``n_runs`` Q-learning runs with seeds ``spawn_seeds(seed, n_runs)`` (those of REINFORCE's
-    first ``n_runs`` runs in :func:`lgutils.mpc_reinforce.reinforce.run_experiment`); returns the runs and
-    the wall-clock seconds. ``kwargs`` go to :func:`run_q_learning`."""
+    first ``n_runs`` runs in :func:`lgutils.mpc_reinforce.reinforce.run_experiment`); returns the
+    runs and the wall-clock seconds. ``kwargs`` go to :func:`run_q_learning`."""
     seeds = spawn_seeds(
         check_positive_int("seed", seed, minimum=0), check_positive_int("n_runs", n_runs)
     )
