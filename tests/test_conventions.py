@@ -160,7 +160,7 @@ CODE = (
 #: file name. An entry goes when its module or chapter is restructured; a test fails on a
 #: violation not listed here and on an entry that no longer violates (so the list only shrinks).
 PENDING = {
-    "modules": {"exploration.py", "controller.py", "torch_mpc.py", "reinforce.py"},
+    "modules": {"controller.py", "torch_mpc.py", "reinforce.py"},
     "functions": {
         "controller.py __init__",
         "controller.py _build",
