@@ -179,7 +179,6 @@ PENDING = {
         "07_value_function_mpc",
         "08_mpc_reinforce",
         "09_mpc_in_rl_library",
-        "10_exploration",
         "11_evaluation",
     },
     "cycles": {"reinforce.py", "bounded.py"},
