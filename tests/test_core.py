@@ -52,6 +52,10 @@ def test_scalar_checks() -> None:
         validate.check_in_open_interval("gamma", 1.5, 0, 1, closed_high=True)
     with pytest.raises(ValueError, match=r"eps must lie in \[0, 1\]"):
         validate.check_probability("eps", -0.1)
+    assert validate.check_nonnegative("w_max", 0) == 0.0
+    for bad in (-1e-12, np.inf, "a"):
+        with pytest.raises(ValueError, match="w_max must"):
+            validate.check_nonnegative("w_max", bad)
 
 
 # --- seeding ----------------------------------------------------------------------------------

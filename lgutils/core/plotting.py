@@ -238,3 +238,48 @@ def model_mismatch(
     ax.set_xlabel("update E")
     ax.set_ylabel("model mismatch (Frobenius norm)")
     ax.legend(loc="upper left", fontsize=8)
+
+
+# --- exploration (chapter 10): a forbidden region above a limit, bars of means over runs ------
+__all__ += ["forbidden_region", "mean_bars"]
+
+
+def forbidden_region(
+    ax: plt.Axes,
+    limit: float,
+    edge: float,
+    label: str | None = None,
+    lw: float | None = None,
+) -> None:
+    """Draw an upper limit ``y = limit`` and shade the forbidden band ``limit < y < edge``.
+
+    The limit (a constraint such as a speed limit, in the units of the y axis) is a line in the
+    violation colour (vermillion), labelled ``label`` for the legend; the band above it is
+    shaded lightly. ``lw`` is the line's width in points (default: the style's).
+    """
+    color = PALETTE["vermillion"]
+    ax.axhspan(limit, edge, color=color, alpha=0.12)
+    ax.axhline(limit, color=color, label=label, **({} if lw is None else {"lw": lw}))
+
+
+def mean_bars(
+    ax: plt.Axes,
+    groups: Sequence[Sequence[float]],
+    colors: Sequence[str],
+    labels: Sequence[str],
+    log: bool = False,
+) -> None:
+    """One bar per group at the mean of its values, with every value drawn as a dot on it.
+
+    ``groups[j]`` holds the values of group ``j`` (e.g. one per seed or repetition), drawn at
+    ``x = j`` in ``colors[j]`` and labelled ``labels[j]`` on the x axis; ``log`` sets a
+    logarithmic y axis.
+    """
+    for j, (values, color) in enumerate(zip(groups, colors, strict=True)):
+        values = np.asarray(values, dtype=float)
+        ax.bar(j, values.mean(), color=color, alpha=0.6)
+        ax.plot(np.full(len(values), j), values, "o", ms=4, color=color)
+    ax.set_xticks(range(len(groups)))
+    ax.set_xticklabels(labels, fontsize=8)
+    if log:
+        ax.set_yscale("log")

@@ -21,6 +21,7 @@ __all__ = [
     "check_pd",
     "check_probability",
     "check_in_open_interval",
+    "check_nonnegative",
 ]
 
 
@@ -151,3 +152,11 @@ def check_pd(name: str, value: object, n: int | None = None) -> np.ndarray:
             f"{name} must be symmetric positive definite, its smallest eigenvalue is {lam:.3g}"
         )
     return M
+
+
+def check_nonnegative(name: str, value: object) -> float:
+    """Return ``value`` as a finite float ``>= 0``, else raise ValueError."""
+    v = check_in_open_interval(name, value, -np.inf, np.inf)
+    if v < 0:
+        raise ValueError(f"{name} must be >= 0, got {value!r}")
+    return v
