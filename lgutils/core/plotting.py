@@ -238,3 +238,37 @@ def model_mismatch(
     ax.set_xlabel("update E")
     ax.set_ylabel("model mismatch (Frobenius norm)")
     ax.legend(loc="upper left", fontsize=8)
+
+
+# ---------------------------------------------------------------------------- exact answers
+__all__ += ["reference_line"]
+
+
+def reference_line(
+    ax: plt.Axes,
+    x: Sequence[float] | np.ndarray,
+    y: Sequence[float] | np.ndarray,
+    label: str,
+    color: str | None = None,
+) -> None:
+    """Draw the exact answer a computed curve is checked against: a thick, pale line.
+
+    The foundations chapters draw the LQR policy, the analytic ``Q*`` or another closed form
+    this way and the learned or grid answer thin on top of it, so that agreement shows as a
+    thin line inside a thick one.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+    x, y : array_like, same length
+        The curve (in the axes' units).
+    label : str
+        Legend entry.
+    color : str, optional
+        Line colour (default the colour of ``"LQR"`` and ``"optimal"``, black).
+    """
+    if len(x) != len(y):
+        raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
+    ax.plot(
+        x, y, color=agent_color("LQR") if color is None else color, lw=3, alpha=0.4, label=label
+    )
