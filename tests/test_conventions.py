@@ -164,7 +164,6 @@ PENDING = {
     "functions": set(),
     "cells": {
         "01_mdp",
-        "02_dynamic_programming",
         "03_reinforcement_learning",
         "04_mpc_function_approximator",
         "05_local_global",
