@@ -163,7 +163,6 @@ PENDING = {
     "modules": {"exploration.py", "torch_mpc.py"},
     "functions": set(),
     "cells": {
-        "03_reinforcement_learning",
         "04_mpc_function_approximator",
         "05_local_global",
         "06_practical_optimisation",
