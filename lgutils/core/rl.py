@@ -225,6 +225,9 @@ def collect_transitions(
 ) -> Transitions:
     """Run episodes through the gymnasium API with ``u = -K_b x + behaviour_std * N(0, I)``.
 
+    Each episode is one :func:`lgutils.core.rollout.rollout` whose plant is ``env.step``: the
+    behaviour policy draws its noise, then the environment its own, at every step.
+
     Parameters
     ----------
     env : LinearQuadraticEnv
