@@ -241,10 +241,10 @@ def model_mismatch(
 
 
 # ---------------------------------------------------------------------------- exact answers
-__all__ += ["reference_line"]
+__all__ += ["exact_curve"]
 
 
-def reference_line(
+def exact_curve(
     ax: plt.Axes,
     x: Sequence[float] | np.ndarray,
     y: Sequence[float] | np.ndarray,
