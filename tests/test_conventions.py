@@ -163,9 +163,6 @@ PENDING = {
     "modules": {"torch_mpc.py"},
     "functions": set(),
     "cells": {
-        "01_mdp",
-        "02_dynamic_programming",
-        "03_reinforcement_learning",
         "04_mpc_function_approximator",
         "05_local_global",
         "06_practical_optimisation",

@@ -220,6 +220,20 @@ def test_state_profiles_draw_each_state_its_box_and_the_target() -> None:
         plotting.state_profiles({"x": np.ones((3, 3))}, ["a", "b"], [0, 0], [1, 1], 0.1)
 
 
+def test_exact_curve_is_thick_pale_and_checks_lengths() -> None:
+    fig, ax = plotting.subplots()
+    plotting.exact_curve(ax, [0.0, 1.0], [2.0, 3.0], "exact")
+    plotting.exact_curve(ax, [0.0, 1.0], [0.0, 0.0], "other", color="#0072B2")
+    exact, other = ax.lines
+    np.testing.assert_array_equal(exact.get_ydata(), [2.0, 3.0])
+    assert exact.get_linewidth() == 3 and exact.get_alpha() == 0.4
+    assert exact.get_color() == plotting.agent_color("LQR") and other.get_color() == "#0072B2"
+    assert exact.get_label() == "exact"
+    with pytest.raises(ValueError, match="x and y must have the same length, got 2 and 3"):
+        plotting.exact_curve(ax, [0.0, 1.0], [1.0, 2.0, 3.0], "x")
+    plt.close(fig)
+
+
 # --- setup check ------------------------------------------------------------------------------
 
 

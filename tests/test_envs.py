@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import gymnasium as gym
@@ -13,6 +14,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 import lgutils  # noqa: F401  (registers the environments)
 from lgutils.core import lqr
 from lgutils.core.envs import CASE_STUDY_B, LinearQuadraticEnv
+from lgutils.core.rollout import rollout
 
 A = np.array([[1.0, 0.1], [0.0, 1.0]])
 B = np.array([[0.0], [0.1]])
@@ -178,3 +180,76 @@ def test_bad_action_raises() -> None:
         env.step(np.ones(3))
     with pytest.raises(ValueError, match="action"):
         env.step(np.array([np.nan]))
+
+
+@pytest.mark.parametrize(
+    ("action", "given"),
+    [
+        (np.array([np.nan]), "nan"),
+        (np.array([np.inf]), "inf"),
+        ([-np.inf], "inf"),
+        (np.ones(3), r"shape \(3,\)"),
+        (np.ones((1, 1)), r"shape \(1, 1\)"),
+        ("abc", "str"),
+    ],
+    ids=["nan", "inf", "-inf list", "too long", "matrix", "text"],
+)
+def test_step_rejects_a_bad_action_saying_what_it_expected(action, given: str) -> None:
+    env = LinearQuadraticEnv(A, B)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"action must be a finite number of shape \(1,\)") as err:
+        env.step(action)
+    assert re.search(given, str(err.value)), str(err.value)  # and what it was given
+    # the environment is unchanged: a good action still steps from the reset state
+    _, _, _, _, info = env.step(np.array([0.0]))
+    assert info["t"] == 1
+
+
+def test_step_names_both_sizes_for_two_inputs() -> None:
+    env = LinearQuadraticEnv(np.eye(2), np.eye(2))
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"finite numbers of shape \(2,\), got shape \(1,\)"):
+        env.step(np.array([0.5]))
+    with pytest.raises(ValueError, match=r"got non-finite values"):
+        env.step([0.5, np.nan])
+
+
+def test_reset_rejects_an_unknown_option_naming_it_and_the_known_ones() -> None:
+    env = LinearQuadraticEnv(A, B)
+    with pytest.raises(ValueError, match=r"options must be a dict with keys among \['x0'\]") as err:
+        env.reset(seed=0, options={"x_0": [1.0, 2.0]})
+    assert "['x_0']" in str(err.value)
+    with pytest.raises(ValueError, match="options must be a dict"):
+        env.reset(seed=0, options=[("x0", [1.0, 2.0])])
+    with pytest.raises(ValueError, match=r"options\['x0'\]"):
+        env.reset(seed=0, options={"x0": [1.0, 2.0, 3.0]})
+    _, info = env.reset(seed=0, options={"x0": [1.0, 2.0]})  # a known option still works
+    np.testing.assert_array_equal(info["state"], [1.0, 2.0])
+
+
+def test_simulate_runs_the_one_rollout_loop() -> None:
+    """simulate equals lgutils.core.rollout.rollout with the environment's own draws, bit for bit."""
+    env = LinearQuadraticEnv(A, B, noise_std=0.1, horizon=8, action_low=-0.5, action_high=0.5)
+    K = np.array([[2.0, 3.0]])
+    traj = env.simulate(K, 5, seed=7)
+    rng = np.random.default_rng(7)  # same generator, same order: x_0, then w_0, w_1, ...
+    x0 = rng.standard_normal((5, 2)) @ np.eye(2)  # x0_cov = I
+
+    def plant(x, u, t):
+        return x @ A.T + u @ B.T + rng.standard_normal((5, 2)) @ (0.1 * np.eye(2))
+
+    run = rollout(lambda x, t: -x @ K.T, plant, x0, 8, clip=lambda u: np.clip(u, -0.5, 0.5))
+    np.testing.assert_array_equal(traj.states, run.states)
+    np.testing.assert_array_equal(traj.applied, run.actions)
+    np.testing.assert_array_equal(traj.actions, run.raw_actions)
+    x, u = run.states[:, :8], run.actions
+    np.testing.assert_allclose(traj.rewards, -(np.sum(x * x, -1) + np.sum(u * u, -1)), rtol=1e-15)
+
+
+def test_simulate_names_a_wrongly_shaped_policy_and_a_diverging_loop() -> None:
+    env = LinearQuadraticEnv(A, B, horizon=5)
+    with pytest.raises(ValueError, match=r"policy must return shape \(4, 1\), got shape \(4,\)"):
+        env.simulate(lambda x: -x[:, 0], 4, seed=0)
+    blow_up = LinearQuadraticEnv([[1e200]], [[1.0]], horizon=5)
+    with np.errstate(over="ignore"), pytest.raises(ValueError, match="step must return finite"):
+        blow_up.simulate([[0.0]], 3, seed=0)

@@ -267,3 +267,12 @@ def test_other_functions_reject_bad_arguments() -> None:
         lqr.greedy_gain(-np.eye(3), 2)
     with pytest.raises(ValueError, match="z"):
         lqr.quadratic_form(np.eye(2), np.ones(3))
+
+
+def test_q_matrix_names_a_bad_noise_cov_even_when_the_riccati_equation_has_no_solution() -> None:
+    """noise_cov is checked before the solve: a NaN in it is named, not a failed Riccati solve."""
+    A, B = [[1.5]], [[0.0]]  # not stabilisable: dare itself would fail
+    with pytest.raises(ValueError, match="no stabilising solution"):
+        lqr.q_matrix(A, B, [[1.0]], [[1.0]], 0.9)
+    with pytest.raises(ValueError, match="noise_cov must be finite"):
+        lqr.q_matrix(A, B, [[1.0]], [[1.0]], 0.9, [[np.nan]])

@@ -21,6 +21,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from lgutils.core.rollout import rollout
 from lgutils.core.validate import (
     as_array,
     as_matrix,
@@ -241,7 +242,8 @@ class LinearQuadraticEnv(gym.Env):
             unknown = sorted(str(k) for k in options if k not in _RESET_OPTIONS)
             if unknown:
                 raise ValueError(
-                    f"options has unknown keys {unknown}; the known keys are {list(_RESET_OPTIONS)}"
+                    f"options must be a dict with keys among {list(_RESET_OPTIONS)}, got unknown "
+                    f"keys {unknown} in {options!r}"
                 )
         super().reset(seed=seed)
         n = self.n_states
@@ -257,19 +259,20 @@ class LinearQuadraticEnv(gym.Env):
     def step(self, action: object) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Apply ``action`` (shape ``(m,)``, clipped to the bounds) for one step."""
         m = self.n_actions
+        expected = f"a finite number{'s' if m > 1 else ''} of shape ({m},)"
         try:
             u = np.asarray(action, dtype=float)
         except (TypeError, ValueError) as exc:
             raise ValueError(
-                f"action must be numeric of shape ({m},), got {type(action).__name__}: {action!r}"
+                f"action must be {expected}, got {type(action).__name__}: {action!r}"
             ) from exc
         if u.shape != (m,):
-            if u.size == m and u.ndim <= 1:
+            if u.size == m and u.ndim <= 1:  # a scalar for a single input
                 u = u.reshape(m)
             else:
-                raise ValueError(f"action must have shape ({m},), got shape {u.shape}")
+                raise ValueError(f"action must be {expected}, got shape {u.shape}: {action!r}")
         if not np.all(np.isfinite(u)):
-            raise ValueError(f"action must be finite, got {u!r}")
+            raise ValueError(f"action must be {expected}, got non-finite values {action!r}")
         u = self.clip_action(u)
         x = self._x
         reward = float(self.reward(x, u))
@@ -293,7 +296,9 @@ class LinearQuadraticEnv(gym.Env):
 
         The dynamics, clipping and reward are exactly those of :meth:`step`; only the random
         numbers come from a separate generator seeded with ``seed`` (the environment's own
-        generator is not touched).
+        generator is not touched): first the initial states, then the noise of each step. The
+        loop is the book's one closed loop, :func:`lgutils.core.rollout.rollout`; the rewards
+        are computed afterwards from its states and applied actions.
 
         Parameters
         ----------
@@ -312,6 +317,12 @@ class LinearQuadraticEnv(gym.Env):
         Returns
         -------
         Trajectories
+
+        Raises
+        ------
+        ValueError
+            When ``policy`` returns actions of another shape than ``(N, m)`` or non-finite ones,
+            or the states diverge to infinity (the message names the step).
         """
         N = check_positive_int("n_episodes", n_episodes)
         T = self.horizon if horizon is None else check_positive_int("horizon", horizon)
@@ -327,38 +338,22 @@ class LinearQuadraticEnv(gym.Env):
         if seed is not None:
             seed = check_positive_int("seed", seed, 0)
         rng = np.random.default_rng(seed)
-        states = np.empty((N, T + 1, n))
-        actions = np.empty((N, T, m))
+        start = np.empty((N, n))
         if x0 is not None:
             x0 = as_array("x0", x0)
-            states[:, 0] = as_vector("x0", x0, n) if x0.ndim == 1 else as_array("x0", x0, (N, n))
+            start[:] = as_vector("x0", x0, n) if x0.ndim == 1 else as_array("x0", x0, (N, n))
         elif self.x0 is not None:
-            states[:, 0] = self.x0
+            start[:] = self.x0
         else:
-            states[:, 0] = self.x0_mean + rng.standard_normal((N, n)) @ self._x0_factor.T
-        for t in range(T):
-            out = act(states[:, t])
-            try:
-                u = np.asarray(out, dtype=float)
-            except (TypeError, ValueError) as exc:
-                raise ValueError(
-                    f"policy must return numeric actions of shape ({N}, {m}), got "
-                    f"{type(out).__name__} at step t={t}"
-                ) from exc
-            if u.shape != (N, m):
-                raise ValueError(
-                    f"policy must return actions of shape ({N}, {m}), got shape {u.shape}"
-                )
-            if not np.all(np.isfinite(u)):
-                bad = int(np.sum(~np.isfinite(u)))
-                raise ValueError(
-                    f"policy must return finite actions, but its output at step t={t} holds {bad} "
-                    f"NaN or infinite entries of {u.size} (a diverging closed loop or a bad policy)"
-                )
-            actions[:, t] = u
-            ua = self.clip_action(u)
+            start[:] = self.x0_mean + rng.standard_normal((N, n)) @ self._x0_factor.T
+
+        def plant(x: np.ndarray, u: np.ndarray, t: int) -> np.ndarray:
+            # the dynamics of step(), for N episodes at once; u is already clipped
             w = rng.standard_normal((N, n)) @ self._noise_factor.T
-            states[:, t + 1] = states[:, t] @ self.A.T + ua @ self.B.T + w
-        applied = self.clip_action(actions)
-        rewards = self.reward(states[:, :T], applied)
-        return Trajectories(states, actions, applied, rewards)
+            return x @ self.A.T + u @ self.B.T + w
+
+        run = rollout(
+            lambda x, t: act(x), plant, start, T, action_shape=(N, m), clip=self.clip_action
+        )
+        rewards = self.reward(run.states[:, :T], run.actions)
+        return Trajectories(run.states, run.raw_actions, run.actions, rewards)

@@ -1,8 +1,13 @@
-"""One figure style for the whole book.
+"""One figure style for the whole book, and the figures that recur in several chapters.
 
 Colour-blind-safe palette (Okabe & Ito), opaque white backgrounds so figures stay readable on the
 book's dark theme, and fixed colours for the three kinds of agent (RL, MPC, RL+MPC) so that the
-same agent has the same colour in every chapter.
+same agent has the same colour in every chapter. The recurring figures: a band of runs
+(:func:`band`, :func:`learning_curve`), the exact answer drawn pale under the learned ones
+(:func:`exact_curve`), horizontal references (:func:`reference_lines`), state profiles inside
+their constraint box (:func:`state_profiles`), a model's mismatch (:func:`model_mismatch`), a
+forbidden region beyond a limit (:func:`forbidden_region`) and means over runs
+(:func:`mean_bars`).
 """
 
 from __future__ import annotations
@@ -22,6 +27,12 @@ __all__ = [
     "band",
     "subplots",
     "state_profiles",
+    "learning_curve",
+    "reference_lines",
+    "model_mismatch",
+    "forbidden_region",
+    "mean_bars",
+    "exact_curve",
 ]
 
 #: Okabe-Ito colour-blind-safe palette.
@@ -180,10 +191,7 @@ def state_profiles(
     return fig
 
 
-# ---------------------------------------------------------------------------------------------
-# learning curves of many runs (case study B: chapters 08 and 09)
-# ---------------------------------------------------------------------------------------------
-__all__ += ["learning_curve", "reference_lines", "model_mismatch"]
+# --- learning curves of many runs (case study B: chapters 08 and 09) ------------------------------
 
 
 def learning_curve(
@@ -241,7 +249,6 @@ def model_mismatch(
 
 
 # --- exploration (chapter 10): a forbidden region above a limit, bars of means over runs ------
-__all__ += ["forbidden_region", "mean_bars"]
 
 
 def forbidden_region(
@@ -283,3 +290,36 @@ def mean_bars(
     ax.set_xticklabels(labels, fontsize=8)
     if log:
         ax.set_yscale("log")
+
+
+# --- exact answers, drawn under the learned ones -----------------------------------------------
+
+
+def exact_curve(
+    ax: plt.Axes,
+    x: Sequence[float] | np.ndarray,
+    y: Sequence[float] | np.ndarray,
+    label: str,
+    color: str | None = None,
+) -> None:
+    """Draw the exact answer a computed curve is checked against: a thick, pale line.
+
+    The foundations chapters draw the LQR policy, the analytic ``Q*`` or another closed form
+    this way and the learned or grid answer thin on top of it, so that agreement shows as a
+    thin line inside a thick one.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+    x, y : array_like, same length
+        The curve (in the axes' units).
+    label : str
+        Legend entry.
+    color : str, optional
+        Line colour (default the colour of ``"LQR"`` and ``"optimal"``, black).
+    """
+    if len(x) != len(y):
+        raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
+    ax.plot(
+        x, y, color=agent_color("LQR") if color is None else color, lw=3, alpha=0.4, label=label
+    )

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from lgutils.core.envs import LinearQuadraticEnv
 from lgutils.core.optim import adam_step
+from lgutils.core.rollout import rollout
 from lgutils.core.validate import (
     as_array,
     as_matrix,
@@ -224,6 +225,9 @@ def collect_transitions(
 ) -> Transitions:
     """Run episodes through the gymnasium API with ``u = -K_b x + behaviour_std * N(0, I)``.
 
+    Each episode is one :func:`lgutils.core.rollout.rollout` whose plant is ``env.step``: the
+    behaviour policy draws its noise, then the environment its own, at every step.
+
     Parameters
     ----------
     env : LinearQuadraticEnv
@@ -248,19 +252,25 @@ def collect_transitions(
     std = check_in_open_interval("behaviour_std", behaviour_std, 0.0, np.inf)
     seed = check_positive_int("seed", seed, 0)
     rng = np.random.default_rng(seed)
+
+    def behaviour(x: np.ndarray, t: int) -> np.ndarray:
+        return -Kb @ x + std * rng.standard_normal(env.n_actions)
+
     xs, us, rs, xns = [], [], [], []
     for episode in range(n_episodes):
         _, info = env.reset(seed=seed + episode)
-        x, done = info["state"], False
-        while not done:
-            u = -Kb @ x + std * rng.standard_normal(env.n_actions)
-            _, r, terminated, truncated, info = env.step(u)
-            xs.append(x)
-            us.append(info["applied_action"])
-            rs.append(r)
-            x = info["state"]
-            xns.append(x)
-            done = terminated or truncated
+        rewards: list[float] = []
+
+        def plant(x: np.ndarray, u: np.ndarray, t: int, rewards: list = rewards) -> np.ndarray:
+            _, r, _, _, out = env.step(u)  # the environment never terminates: T steps
+            rewards.append(r)
+            return out["state"]
+
+        run = rollout(behaviour, plant, info["state"], env.horizon, clip=env.clip_action)
+        xs.extend(run.states[:-1])
+        us.extend(run.actions)
+        rs.extend(rewards)
+        xns.extend(run.states[1:])
     return Transitions(np.array(xs), np.array(us), np.array(rs), np.array(xns))
 
 
