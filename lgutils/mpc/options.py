@@ -378,6 +378,13 @@ class Params:
                 )
             shapes[name] = shape
         object.__setattr__(self, "shapes", shapes)
+        # the layout, computed once: flatten() runs at every solve
+        out, offset = {}, 0
+        for name, shape in shapes.items():
+            size = int(np.prod(shape)) if shape else 1
+            out[name] = (slice(offset, offset + size), shape)
+            offset += size
+        object.__setattr__(self, "_layout", (out, offset))
 
     @property
     def names(self) -> list[str]:
@@ -387,16 +394,11 @@ class Params:
     @property
     def size(self) -> int:
         """Length of the flat vector."""
-        return sum(int(np.prod(shape)) if shape else 1 for shape in self.shapes.values())
+        return self._layout[1]
 
     def slices(self) -> dict[str, tuple[slice, tuple[int, ...]]]:
         """Name -> (slice of the flat vector, shape)."""
-        out, offset = {}, 0
-        for name, shape in self.shapes.items():
-            size = int(np.prod(shape)) if shape else 1
-            out[name] = (slice(offset, offset + size), shape)
-            offset += size
-        return out
+        return dict(self._layout[0])
 
     def flatten(self, phi: Any, name: str = "phi") -> np.ndarray:
         """The values as one flat vector of shape ``(size,)``.
