@@ -4,6 +4,8 @@ its own solutions, and its failure modes (not a QP, infeasible, degenerate)."""
 
 from __future__ import annotations
 
+import copy
+
 import casadi as ca
 import numpy as np
 import pytest
@@ -260,6 +262,19 @@ def test_batches_equal_single_solves(pairs) -> None:
         assert res.success.all() and set(res.statuses) == {"Solve_Succeeded"}
         np.testing.assert_allclose(res.actions, out["actions"], atol=1e-12)
         np.testing.assert_allclose(res.values, out["values"], rtol=1e-12)
+
+
+def test_a_copy_solves_on_its_own(pairs) -> None:
+    """A deep copy (as of a policy) gets buffers of its own: solving with it leaves the
+    original's results alone."""
+    mqp = pairs[None][0]
+    A, B, s = next(random_problems(7, 1))
+    before = mqp.policy_sensitivity(s, {"A": A, "B": B})
+    twin = copy.deepcopy(mqp)
+    other = twin.policy_sensitivity(2 * s, {"A": A, "B": B})
+    np.testing.assert_allclose(other.result.action, 2 * before.result.action, rtol=1e-10)
+    after = mqp.policy_sensitivity(s, {"A": A, "B": B})
+    np.testing.assert_array_equal(after.d_action_d_phi, before.d_action_d_phi)
 
 
 def test_closed_loop_runs_on_the_qp_path(pairs) -> None:

@@ -1,10 +1,11 @@
 """A parametric MPC that is a Q-function, a policy and differentiable (paper Sec. III.A, eqs. 13-14).
 
 :class:`MPC` builds the optimal control problem of eq. (13) once (:mod:`lgutils.mpc.transcription`)
-and solves it with IPOPT. Everything that may change between solves is an NLP *parameter*: the
-current state ``s``, the fixed first action ``a`` (for Q), the previously applied input ``u_prev``
-(for input-move penalties) and the learnable parameters ``phi``. Changing any of them never
-rebuilds the problem.
+and solves it with IPOPT, or, when it is a quadratic program and ``SolverOptions(method="qp")``
+asks for it, with a QP solver (:mod:`lgutils.mpc.qp`). Everything that may change between solves
+is an NLP *parameter*: the current state ``s``, the fixed first action ``a`` (for Q), the
+previously applied input ``u_prev`` (for input-move penalties) and the learnable parameters
+``phi``. Changing any of them never rebuilds the problem.
 
 Three evaluations at a state ``s`` (costs are minimised; the paper's reward-convention
 Q-function is ``Q_phi = -Q^MPC``, footnote 1):

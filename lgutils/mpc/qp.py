@@ -357,11 +357,18 @@ class _InPlace:
     """
 
     def __init__(self, fn: ca.Function, rows: int) -> None:
+        self.fn, self.rows = fn, rows
         self.arg = np.zeros((rows, fn.nnz_in(0) // rows))
         self.res = np.zeros((rows, fn.nnz_out(0) // rows))
         self.buf, self.trigger = fn.buffer()
         self.buf.set_arg(0, memoryview(self.arg))
         self.buf.set_res(0, memoryview(self.res))
+
+    def __getstate__(self) -> tuple[ca.Function, int]:  # a copy binds a buffer of its own
+        return self.fn, self.rows
+
+    def __setstate__(self, state: tuple[ca.Function, int]) -> None:
+        self.__init__(*state)
 
     def __call__(self, P: np.ndarray) -> np.ndarray:
         """``P`` (rows, n_p) -> a copy of the output (rows, n_out), NaN if the call failed."""
