@@ -4,19 +4,28 @@ The MPC of case study B (horizon 5, model ``(A_phi, B_phi)`` as parameters, cost
 ``x^T Q x + R u^2``, no terminal cost or constraints) is evaluated at many states, each time
 returning ``u_0*`` and ``d u_0* / d phi`` (20 numbers), by
 
-1. ``lgutils``' general sensitivity: :meth:`lgutils.mpc.MPC.policy_sensitivity` (CasADi +
-   IPOPT solve, then implicit differentiation of the optimality conditions), one state at a
-   time with warm starts;
-2. the batched closed form of :mod:`lgutils.mpc_reinforce.reinforce` (Riccati recursion and its adjoint,
+1. ``lgutils``' general sensitivity: :meth:`lgutils.mpc.MPC.policy_sensitivity`, one state
+   (with its own model) per call, on its two paths: the NLP path (CasADi + IPOPT, then implicit
+   differentiation of the optimality conditions, warm starts), and the QP path
+   (``SolverOptions(method="qp")``: CasADi's conic interface to DAQP, then the KKT system at
+   the active set, :mod:`lgutils.mpc.qp`); and the QP path's batched call
+   (:meth:`~lgutils.mpc.MPC.policy_sensitivity_batch`, states sharing one model, as when a
+   policy is trained);
+2. the batched closed form of :mod:`lgutils.mpc_reinforce.model` (Riccati recursion and its adjoint,
    numpy), for a batch of states each with its *own* model -- the conservative case -- and for
    the chapter's setting, where the states of a batch share one model;
 3. cvxpylayers (a differentiable convex-optimisation layer, as in the source of Fig. 4): the
    same QP as a DPP cvxpy problem with parameters ``A, B, x0``; forward solve plus backward
    pass for ``u_0``, one state at a time and as a batched call.
 
-All three are checked to return the same action and gradient (the largest relative gaps are
-printed). The script prints the cost per state of each method and the ratios; its last line is::
+All are checked to return the same action and gradient as the closed form (the largest relative
+gaps are printed, and the script fails if one above 1e-6 is not cvxpylayers' default
+configuration). The script prints the cost per state of each method and the ratios; its last two
+lines are::
 
+    general_speedup_vs_cvxpylayers <per-state cost of cvxpylayers (its fastest configuration) /
+                                    per-state cost of the general path's QP route, one state
+                                    with its own model per call>
     speedup_vs_cvxpylayers <per-state cost of cvxpylayers (its fastest configuration) /
                             per-state cost of the closed form with one model per state>
 
@@ -44,6 +53,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
+from lgutils.mpc import SolverOptions  # noqa: E402
 from lgutils.mpc_reinforce import model  # noqa: E402
 
 ENV = model.case_b()
@@ -152,6 +162,69 @@ def rel_gap(a, b) -> float:
     return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
 
 
+def time_general(As, Bs, Xs, u_ref, du_ref) -> tuple[list, float, float]:
+    """The general path, with IPOPT and with the QP solver: table rows and seconds per state."""
+    n = len(Xs)
+    rows, times = [], []
+    for name, solver, repeats in (
+        ("lgutils general sensitivity (CasADi/IPOPT)", None, 2),
+        ("lgutils general sensitivity, QP path (CasADi/DAQP)", SolverOptions(method="qp"), 5),
+    ):
+        mpc = model.case_b_mpc(horizon=5, solver=solver)
+        lgutils_general(mpc, As[:5], Bs[:5], Xs[:5])  # build and warm up
+        t = best_of(lambda m=mpc: lgutils_general(m, As, Bs, Xs), repeats) / n
+        u, du = lgutils_general(mpc, As, Bs, Xs)
+        rows.append((name, t, rel_gap(u, u_ref), rel_gap(du, du_ref)))
+        times.append(t)
+    return rows, times[0], times[1]
+
+
+def time_qp_batch(As, Bs, Xs) -> tuple[tuple, float]:
+    """The QP path's batched call (``policy_sensitivity_batch``: states sharing one model)."""
+    n = len(Xs)
+    mpc = model.case_b_mpc(horizon=5, solver=SolverOptions(method="qp"))
+    phi = {"A": As[0], "B": Bs[0]}
+    mpc.policy_sensitivity_batch(Xs, phi)  # build the map and warm up
+    t = best_of(lambda: mpc.policy_sensitivity_batch(Xs, phi), 5) / n
+    out = mpc.policy_sensitivity_batch(Xs, phi)
+    u_ref, du_ref = closed_form_shared(As[0], Bs[0], Xs)
+    name = "lgutils QP path, batched call, shared model"
+    return (
+        name,
+        t,
+        rel_gap(out["actions"], u_ref),
+        rel_gap(out["d_action_d_phi"][:, 0], du_ref),
+    ), t
+
+
+def time_cvxpylayers(As, Bs, Xs, u_ref, du_ref) -> tuple[list, float | None]:
+    """cvxpylayers in its four configurations: table rows and the fastest seconds per state."""
+    n, rows, times = len(Xs), [], []
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            layer = cvxpy_layer()
+            cvxpylayers_single(layer, As[:3], Bs[:3], Xs[:3], {})  # warm up
+            for name, sargs in CVXPY_SETTINGS.items():
+                t_single = best_of(lambda a=sargs: cvxpylayers_single(layer, As, Bs, Xs, a), 2) / n
+                u_c, du_c = cvxpylayers_single(layer, As, Bs, Xs, sargs)
+                rows.append(
+                    (f"cvxpylayers {name}, one state per call", t_single)
+                    + (rel_gap(u_c, u_ref), rel_gap(du_c, du_ref))
+                )
+                t_batch = best_of(lambda a=sargs: cvxpylayers_batched(layer, As, Bs, Xs, a), 2) / n
+                u_c, du_c = cvxpylayers_batched(layer, As, Bs, Xs, sargs)
+                rows.append(
+                    (f"cvxpylayers {name}, batched call", t_batch)
+                    + (rel_gap(u_c, u_ref), rel_gap(du_c, du_ref))
+                )
+                times += [t_single, t_batch]
+    except ImportError as exc:
+        print(f"cvxpylayers not installed ({exc}); pip install -r benchmarks/requirements.txt")
+        return rows, None
+    return rows, min(times)  # the fastest cvxpylayers configuration, accurate or not
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--states", type=int, default=100, help="states for the per-state solvers")
@@ -169,25 +242,15 @@ def main() -> None:
     # reference answers from the closed form (checked against IPOPT and finite differences in
     # tests/test_mpc_reinforce.py)
     u_ref, du_ref = closed_form_distinct(As, Bs, Xs)
-
-    mpc = model.case_b_mpc(horizon=5)
-    lgutils_general(mpc, As[:5], Bs[:5], Xs[:5])  # build and warm up
-    t_lg = best_of(lambda: lgutils_general(mpc, As, Bs, Xs), 2) / n
-    u_lg, du_lg = lgutils_general(mpc, As, Bs, Xs)
+    rows, t_lg, t_qp = time_general(As, Bs, Xs, u_ref, du_ref)
+    row, t_qp_batch = time_qp_batch(As, Bs, Xs)
+    rows.append(row)
 
     t_cf = best_of(lambda: closed_form_distinct(A, B, X), 5) / len(X)
     t_cf_shared = best_of(lambda: closed_form_shared(A[0], B[0], X), 5) / len(X)
     u_sh, du_sh = closed_form_shared(As[0], Bs[0], Xs)
     u_sh_ref, du_sh_ref = closed_form_distinct(np.repeat(As[:1], n, 0), np.repeat(Bs[:1], n, 0), Xs)
-
-    print(f"states: {n} for the per-state solvers, {len(X)} for the closed form")
-    rows = [
-        (
-            "lgutils general sensitivity (CasADi/IPOPT)",
-            t_lg,
-            rel_gap(u_lg, u_ref),
-            rel_gap(du_lg, du_ref),
-        ),
+    rows += [
         ("closed form, one model per state", t_cf, 0.0, 0.0),
         (
             "closed form, shared model (chapter)",
@@ -196,39 +259,23 @@ def main() -> None:
             rel_gap(du_sh, du_sh_ref),
         ),
     ]
-    t_cvx = None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            layer = cvxpy_layer()
-            cvxpylayers_single(layer, As[:3], Bs[:3], Xs[:3], {})  # warm up
-            times = []
-            for name, sargs in CVXPY_SETTINGS.items():
-                t_single = best_of(lambda a=sargs: cvxpylayers_single(layer, As, Bs, Xs, a), 2) / n
-                u_c, du_c = cvxpylayers_single(layer, As, Bs, Xs, sargs)
-                rows.append(
-                    (f"cvxpylayers {name}, one state per call", t_single)
-                    + (rel_gap(u_c, u_ref), rel_gap(du_c, du_ref))
-                )
-                t_batch = best_of(lambda a=sargs: cvxpylayers_batched(layer, As, Bs, Xs, a), 2) / n
-                u_c, du_c = cvxpylayers_batched(layer, As, Bs, Xs, sargs)
-                rows.append(
-                    (f"cvxpylayers {name}, batched call", t_batch)
-                    + (rel_gap(u_c, u_ref), rel_gap(du_c, du_ref))
-                )
-                times += [t_single, t_batch]
-        t_cvx = min(times)  # the fastest cvxpylayers configuration, accurate or not
-    except ImportError as exc:
-        print(f"cvxpylayers not installed ({exc}); pip install -r benchmarks/requirements.txt")
+    cvx_rows, t_cvx = time_cvxpylayers(As, Bs, Xs, u_ref, du_ref)
+    rows += cvx_rows
 
+    print(f"states: {n} for the per-state solvers, {len(X)} for the closed form")
     width = max(len(r[0]) for r in rows)
     print(f"{'method':<{width}}  {'us/state':>10}  {'rel. gap u':>10}  {'rel. gap du/dphi':>16}")
     for name, t, gu, gd in rows:
         print(f"{name:<{width}}  {1e6 * t:10.2f}  {gu:10.1e}  {gd:16.1e}")
+    for row in rows:  # the gradients agree with the closed form (cvxpylayers' defaults aside)
+        assert "default" in row[0] or max(row[2], row[3]) < 1e-6, row
     print(f"ratio lgutils general / closed form (one model per state): {t_lg / t_cf:.0f}")
+    print(f"ratio lgutils general IPOPT / QP path: {t_lg / t_qp:.1f}")
+    print(f"ratio QP path one state per call / batched call: {t_qp / t_qp_batch:.1f}")
     print(f"ratio closed form one model per state / shared model: {t_cf / t_cf_shared:.1f}")
     if t_cvx is not None:
         print(f"ratio cvxpylayers (fastest configuration) / lgutils general: {t_cvx / t_lg:.2f}")
+        print(f"general_speedup_vs_cvxpylayers {t_cvx / t_qp:.1f}")
         print(f"speedup_vs_cvxpylayers {t_cvx / t_cf:.0f}")
 
 

@@ -5,6 +5,8 @@
 - :mod:`~lgutils.mpc.transcription` -- eq. (13) as a nonlinear program (multiple shooting);
 - :mod:`~lgutils.mpc.controller` -- :class:`MPC`: policy, Q-value, value, warm starts;
 - :mod:`~lgutils.mpc.sensitivity` -- derivatives of the solution (implicit differentiation);
+- :mod:`~lgutils.mpc.qp` -- the same when the problem is a QP (``SolverOptions(method="qp")``):
+  a QP solver and the KKT system at the solution, fast enough to train through;
 - :mod:`~lgutils.mpc.batch` -- many states at once;
 - :mod:`~lgutils.mpc.closed_loop` -- the receding-horizon loop on a plant;
 - :mod:`~lgutils.mpc.scenario` -- the robust scenario-tree MPC;
@@ -21,6 +23,7 @@ from lgutils.mpc.discretisation import collocation_coefficients, discretize
 from lgutils.mpc.linear_quadratic import linear_quadratic_mpc
 from lgutils.mpc.options import (
     PRIMAL_DUAL_WARM_START,
+    QPSOL_DEFAULTS,
     Bounds,
     Constraints,
     Cost,
@@ -55,6 +58,7 @@ __all__ = [
     "SolverOptions",
     "Params",
     "PRIMAL_DUAL_WARM_START",
+    "QPSOL_DEFAULTS",
     "MPCResult",
     "BatchResult",
     "PolicySensitivity",

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from lgutils.core.validate import as_array
+from lgutils.mpc import qp
 from lgutils.mpc.results import BatchResult, MPCSolveError
 
 __all__ = ["solve_batch", "sensitivity_batch"]
@@ -160,6 +161,31 @@ def _map(mpc, mode, S, A, U_prev, phiv, raise_on_failure, out) -> None:
         out["solve_times"][i] = elapsed / N
 
 
+def _map_qp(mpc, mode, S, A, U_prev, phiv, raise_on_failure, out) -> None:
+    """``method="map"`` with ``SolverOptions(method="qp")``: one mapped call of the QP, each
+    solution checked (:func:`lgutils.mpc.qp.check_solution`), so statuses are reported."""
+    N = S.shape[0]
+    As = [None] * N if A is None else A
+    Up = [None] * N if U_prev is None else U_prev
+    P = np.stack([mpc.parameter_vector(mode, S[i], As[i], Up[i], phiv) for i in range(N)])
+    parts, viol, elapsed = qp.solve_many(mpc, mode, P)
+    for i in range(N):
+        try:
+            mpc.check_fixed_data(mode, S[i], As[i], P[i], phiv, i)
+            if not viol[i] <= qp.KKT_TOL:
+                raise qp.solve_failure(mpc, mode, P[i], float(viol[i]), S[i], As[i], phiv, i)
+        except MPCSolveError as exc:
+            if raise_on_failure:
+                raise
+            out["statuses"][i], out["iterations"][i] = exc.status, exc.iterations
+            continue
+        u_pred, x_pred = mpc.plan(mode, parts["w"][i], S[i], As[i])
+        out["u_pred"][i], out["x_pred"][i] = u_pred, x_pred
+        out["actions"][i], out["values"][i] = u_pred[0], parts["f"][i, 0]
+        out["success"][i], out["statuses"][i] = True, qp.SUCCESS
+        out["solve_times"][i] = elapsed / N
+
+
 def solve_batch(
     mpc: Any,
     mode: str,
@@ -191,7 +217,8 @@ def solve_batch(
         (statuses and iterations are reported). ``"map"``: CasADi's ``map`` of the solver
         (cold starts; failures detected from the fixed data and from the objective and
         constraints recomputed at the returned point, not from a status; iterations reported
-        as -1).
+        as -1). With ``SolverOptions(method="qp")``, one mapped call of the QP whose solutions
+        are checked as in a single solve (:func:`lgutils.mpc.qp.solve_many`).
     raise_on_failure : bool
         Raise :class:`MPCSolveError` at the first failed solve (default), or mark it with
         ``success = False`` and NaN values and go on.
@@ -212,6 +239,8 @@ def solve_batch(
     out = _empty(mpc, N)
     if method == "loop":
         _loop(mpc, mode, S, A, U_prev, phiv, raise_on_failure, warm_start, out)
+    elif mpc.solver_options.method == "qp":
+        _map_qp(mpc, mode, S, A, U_prev, phiv, raise_on_failure, out)
     else:
         _map(mpc, mode, S, A, U_prev, phiv, raise_on_failure, out)
     return BatchResult(**out)
@@ -220,7 +249,9 @@ def solve_batch(
 def sensitivity_batch(
     mpc: Any, S: Any, phi: Any = None, *, U_prev: Any = None, warm_start: bool | None = None
 ) -> dict[str, np.ndarray]:
-    """``mpc.policy_sensitivity`` at many states (a loop with warm starts).
+    """``mpc.policy_sensitivity`` at many states (a loop with warm starts; with
+    ``SolverOptions(method="qp")`` one mapped call and batched KKT solves,
+    :func:`lgutils.mpc.qp.sensitivity_batch`).
 
     Returns
     -------
@@ -232,6 +263,8 @@ def sensitivity_batch(
     S = as_array("S", S, (None, mpc.nx))
     N = S.shape[0]
     U_prev = _previous_inputs(mpc, U_prev, N)
+    if mpc.solver_options.method == "qp":
+        return qp.sensitivity_batch(mpc, S, mpc.phi_vector(phi), U_prev)
     keys = ["d_action_d_phi", "d_action_d_state", "d_value_d_phi", "d_value_d_state"]
     if mpc.use_u_prev:
         keys.append("d_action_d_u_prev")

@@ -1,10 +1,11 @@
 """A parametric MPC that is a Q-function, a policy and differentiable (paper Sec. III.A, eqs. 13-14).
 
 :class:`MPC` builds the optimal control problem of eq. (13) once (:mod:`lgutils.mpc.transcription`)
-and solves it with IPOPT. Everything that may change between solves is an NLP *parameter*: the
-current state ``s``, the fixed first action ``a`` (for Q), the previously applied input ``u_prev``
-(for input-move penalties) and the learnable parameters ``phi``. Changing any of them never
-rebuilds the problem.
+and solves it with IPOPT, or, when it is a quadratic program and ``SolverOptions(method="qp")``
+asks for it, with a QP solver (:mod:`lgutils.mpc.qp`). Everything that may change between solves
+is an NLP *parameter*: the current state ``s``, the fixed first action ``a`` (for Q), the
+previously applied input ``u_prev`` (for input-move penalties) and the learnable parameters
+``phi``. Changing any of them never rebuilds the problem.
 
 Three evaluations at a state ``s`` (costs are minimised; the paper's reward-convention
 Q-function is ``Q_phi = -Q^MPC``, footnote 1):
@@ -32,7 +33,7 @@ import casadi as ca
 import numpy as np
 
 from lgutils.core.validate import as_array, as_vector, check_positive_int
-from lgutils.mpc import batch, sensitivity
+from lgutils.mpc import batch, qp, sensitivity
 from lgutils.mpc.discretisation import integrate
 from lgutils.mpc.options import Bounds, Constraints, Cost, Model, Params, SolverOptions
 from lgutils.mpc.results import (
@@ -215,7 +216,10 @@ class MPC:
         if mode not in ("policy", "q"):
             raise ValueError(f"mode must be 'policy' or 'q', got {mode!r}")
         if mode not in self._problems:
-            self._problems[mode] = transcribe(self, mode)
+            b = transcribe(self, mode)
+            if self.solver_options.method == "qp":
+                b.cache["qp"] = qp.build(self, b)  # checks that it is a QP
+            self._problems[mode] = b
         return self._problems[mode]
 
     def _checked_guess(self, guess: Mapping[str, Any] | None) -> dict[str, np.ndarray]:
@@ -352,8 +356,17 @@ class MPC:
         """One solve with checked inputs (as :meth:`check_inputs` returns them).
 
         The low-level step under :meth:`policy`, :meth:`q_value`, the batches and the
-        sensitivities: warm start, IPOPT, status checks, the plan read back.
+        sensitivities: warm start, IPOPT, status checks, the plan read back; with
+        ``SolverOptions(method="qp")``, :func:`lgutils.mpc.qp.solve` (no warm start).
         """
+        if self.solver_options.method == "qp":
+            res, sol, pv = qp.solve(self, mode, s, a, u_prev, phi, index)
+            zeros = np.zeros(0)
+            return res, RawSolution(sol=sol, w0=zeros, lam_x0=zeros, lam_g0=zeros, p=pv)
+        return self._solve_nlp(mode, s, a, u_prev, phi, warm_start, index)
+
+    def _solve_nlp(self, mode, s, a, u_prev, phi, warm_start, index):
+        """:meth:`solve` with IPOPT."""
         b = self.problem(mode)
         pv = self.parameter_vector(mode, s, a, u_prev, phi)
         where = f" (batch index {index})" if index is not None else ""

@@ -30,11 +30,30 @@ __all__ = [
     "SolverOptions",
     "Params",
     "INTEGRATORS",
+    "METHODS",
+    "QPSOL_DEFAULTS",
     "PRIMAL_DUAL_WARM_START",
 ]
 
 #: How ``Model.dynamics`` becomes the prediction model.
 INTEGRATORS = ("discrete", "rk4", "collocation")
+
+#: How the problem is solved (``SolverOptions.method``): IPOPT, or a QP solver for QPs.
+METHODS = ("nlp", "qp")
+
+#: Default options of CasADi's conic plugins for ``SolverOptions(method="qp")``. DAQP needs a
+#: strictly convex problem unless its proximal-point iterations are on (``eps_prox > 0``); the
+#: multiple-shooting QP is only convex (no cost on ``x_H``, slacks with linear penalties), so a
+#: proximal weight with a tight fixed-point tolerance and a tight primal tolerance make its
+#: solution exact to about 1e-12 on case study B (``eps_prox=1e-8`` was too small: solutions of
+#: soft-constrained problems stopped short of optimal). The others are silenced.
+QPSOL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "daqp": {"daqp": {"eps_prox": 1e-5, "eta_prox": 1e-14, "primal_tol": 1e-10}},
+    "qrqp": {"print_iter": False, "print_header": False, "print_info": False},
+    "qpoases": {"printLevel": "none"},
+    "osqp": {"osqp": {"verbose": False, "eps_abs": 1e-10, "eps_rel": 1e-10, "polishing": True}},
+    "ipqp": {"print_iter": False, "print_header": False, "print_info": False},
+}
 
 #: IPOPT options for a primal-dual warm start (pass as ``SolverOptions(warm_ipopt=...)``, so
 #: that they apply to the solves that start from a stored solution): start from the stored
@@ -278,7 +297,7 @@ def _bound(name: str, value: Any, n: int, fill: float) -> np.ndarray:
 
 @dataclass(frozen=True)
 class SolverOptions:
-    """How the problem is solved: IPOPT's options, warm starts and the cold-start guess.
+    """How the problem is solved: IPOPT or a QP solver, warm starts and the cold-start guess.
 
     Parameters
     ----------
@@ -295,6 +314,20 @@ class SolverOptions:
     initial_guess : dict, optional
         Cold-start guess ``{"u": (nu,) or (H, nu), "x": (nx,) or (H, nx)}``; default ``u = 0``
         clipped to the bounds and ``x = s``.
+    method : {"nlp", "qp"}
+        ``"nlp"`` (default): IPOPT through CasADi's ``nlpsol``, for any problem. ``"qp"``: a QP
+        solver through CasADi's ``conic`` (:mod:`lgutils.mpc.qp`), for problems whose cost is
+        quadratic and whose dynamics and constraints are linear in the decision variables
+        (checked when the MPC is built; a ValueError names what is not). IPOPT's options, warm
+        starts and the initial guess do not apply to it (``nlpsol={"expand": False}`` still
+        keeps its CasADi functions unexpanded).
+    qpsol : str
+        CasADi's conic plugin for ``method="qp"``: ``"daqp"`` (default, a dual active-set
+        solver), ``"qrqp"`` (CasADi's own active-set solver), ``"qpoases"``, ``"osqp"``,
+        ``"proxqp"``, ...
+    qpsol_options : dict, optional
+        Options of the conic plugin, merged over :data:`QPSOL_DEFAULTS` (one level deep, so
+        ``{"daqp": {"iter_limit": 100}}`` keeps the other defaults of ``"daqp"``).
     """
 
     ipopt: Mapping[str, Any] | None = None
@@ -302,10 +335,17 @@ class SolverOptions:
     nlpsol: Mapping[str, Any] | None = None
     warm_start: bool = True
     initial_guess: Mapping[str, Any] | None = None
+    method: str = "nlp"
+    qpsol: str = "daqp"
+    qpsol_options: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        for name in ("ipopt", "warm_ipopt", "nlpsol"):
+        for name in ("ipopt", "warm_ipopt", "nlpsol", "qpsol_options"):
             object.__setattr__(self, name, _options(name, getattr(self, name)))
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        if not isinstance(self.qpsol, str) or not self.qpsol:
+            raise ValueError(f"qpsol must be the name of a CasADi conic plugin, got {self.qpsol!r}")
         object.__setattr__(self, "warm_start", bool(self.warm_start))
         guess = self.initial_guess
         if guess is not None and not isinstance(guess, Mapping):
@@ -340,6 +380,22 @@ class SolverOptions:
         }
         opts.update(self.nlpsol)
         opts["ipopt"] = ipopt
+        return opts
+
+    def conic_options(self) -> dict[str, Any]:
+        """The options handed to ``casadi.conic`` for ``method="qp"``.
+
+        ``error_on_fail=False`` (a failed solve is reported by :mod:`lgutils.mpc.qp`), the
+        plugin's :data:`QPSOL_DEFAULTS`, then ``qpsol_options`` (dict values merged one level
+        deep).
+        """
+        opts: dict[str, Any] = {"error_on_fail": False}
+        for extra in (QPSOL_DEFAULTS.get(self.qpsol, {}), self.qpsol_options):
+            for key, value in extra.items():
+                if isinstance(value, Mapping) and isinstance(opts.get(key), Mapping):
+                    opts[key] = {**opts[key], **value}
+                else:
+                    opts[key] = dict(value) if isinstance(value, Mapping) else value
         return opts
 
 
@@ -378,6 +434,13 @@ class Params:
                 )
             shapes[name] = shape
         object.__setattr__(self, "shapes", shapes)
+        # the layout, computed once: flatten() runs at every solve
+        out, offset = {}, 0
+        for name, shape in shapes.items():
+            size = int(np.prod(shape)) if shape else 1
+            out[name] = (slice(offset, offset + size), shape)
+            offset += size
+        object.__setattr__(self, "_layout", (out, offset))
 
     @property
     def names(self) -> list[str]:
@@ -387,16 +450,11 @@ class Params:
     @property
     def size(self) -> int:
         """Length of the flat vector."""
-        return sum(int(np.prod(shape)) if shape else 1 for shape in self.shapes.values())
+        return self._layout[1]
 
     def slices(self) -> dict[str, tuple[slice, tuple[int, ...]]]:
         """Name -> (slice of the flat vector, shape)."""
-        out, offset = {}, 0
-        for name, shape in self.shapes.items():
-            size = int(np.prod(shape)) if shape else 1
-            out[name] = (slice(offset, offset + size), shape)
-            offset += size
-        return out
+        return dict(self._layout[0])
 
     def flatten(self, phi: Any, name: str = "phi") -> np.ndarray:
         """The values as one flat vector of shape ``(size,)``.

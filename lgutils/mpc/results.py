@@ -38,9 +38,10 @@ class MPCSolveError(RuntimeError):
     ----------
     status : str
         IPOPT's return status (e.g. ``"Infeasible_Problem_Detected"``,
-        ``"Maximum_Iterations_Exceeded"``), or ``"infeasible_fixed_data"`` when a hard
-        constraint that involves only fixed data (the state ``s``, the action ``a``) is violated,
-        or ``"non_finite"``.
+        ``"Maximum_Iterations_Exceeded"``), or the QP solver's prefixed by its name with
+        ``SolverOptions(method="qp")`` (e.g. ``"daqp: infeasible"``), or
+        ``"infeasible_fixed_data"`` when a hard constraint that involves only fixed data (the
+        state ``s``, the action ``a``) is violated, or ``"non_finite"``.
     state : numpy.ndarray, shape (nx,)
         The state ``s`` of the failed solve.
     action : numpy.ndarray or None, shape (nu,)
@@ -90,9 +91,10 @@ class MPCResult:
     slack : numpy.ndarray, shape (n_slack,)
         The slack variables of the soft constraints (empty when there are none), stage by stage.
     status : str
-        IPOPT's return status.
+        IPOPT's return status (``"Solve_Succeeded"`` for a checked solution of the QP path,
+        ``SolverOptions(method="qp")``).
     iterations : int
-        IPOPT iterations.
+        IPOPT iterations (-1 on the QP path, which does not report them).
     solve_time : float
         Wall-clock time of the solver call, seconds.
     mode : str

@@ -1,5 +1,8 @@
 """Derivatives of an MPC's solution: the policy's ``d u_0*/d(s, phi)`` and the values' gradients.
 
+With ``SolverOptions(method="qp")`` both functions hand over to :mod:`lgutils.mpc.qp` (the
+same results, from the QP's KKT system); what follows describes the NLP path.
+
 - ``d u_0* / d(s, phi)``: CasADi's own derivative of the ``nlpsol`` solution (its reverse mode,
   evaluated at the nominal solution without re-solving). CasADi linearises the KKT conditions
   at the solution with the active set read from the signs of the multipliers, and treats *any*
@@ -26,6 +29,7 @@ from typing import Any
 import casadi as ca
 import numpy as np
 
+from lgutils.mpc import qp
 from lgutils.mpc.results import PolicySensitivity, QSensitivity
 
 __all__ = [
@@ -156,6 +160,8 @@ def policy_sensitivity(
     -------
     PolicySensitivity
     """
+    if mpc.solver_options.method == "qp":
+        return qp.policy_sensitivity(mpc, s, phi, u_prev=u_prev)
     s, _, u_prev, phiv = mpc.check_inputs(s, None, u_prev, phi, "policy")
     res, raw = mpc.solve("policy", s, None, u_prev, phiv, warm_start)
     grad = lagrangian_grad_p(mpc, "policy", raw)
@@ -185,6 +191,8 @@ def q_sensitivity(
     The derivative is the gradient of the Lagrangian with respect to the parameters at the
     solution (paper ref. [58]; CasADi's ``lam_p`` output is its negative).
     """
+    if mpc.solver_options.method == "qp":
+        return qp.q_sensitivity(mpc, s, a, phi, u_prev=u_prev)
     s, a, u_prev, phiv = mpc.check_inputs(s, a, u_prev, phi, "q")
     res, raw = mpc.solve("q", s, a, u_prev, phiv, warm_start)
     grad = lagrangian_grad_p(mpc, "q", raw)

@@ -33,8 +33,9 @@ class Transcription:
     mode : str
     nlp : dict
         CasADi's ``{"x": w, "p": P, "f": J, "g": g}``.
-    solver : casadi.Function
-        The IPOPT instance of cold solves.
+    solver : casadi.Function or None
+        The IPOPT instance of cold solves (None with ``SolverOptions(method="qp")``, whose QP
+        solver :mod:`lgutils.mpc.qp` keeps in ``cache["qp"]``).
     lbw, ubw, lbg, ubg : numpy.ndarray
         Bounds of the variables and of the constraint rows.
     eq_rows : numpy.ndarray
@@ -56,12 +57,12 @@ class Transcription:
         Receding-horizon shift of ``w`` and of the rows (see :func:`shift_source`).
     cache : dict
         Functions built on first use (the warm-start solver, the reverse-mode derivative, the
-        Lagrangian's parameter gradient, CasADi maps).
+        Lagrangian's parameter gradient, CasADi maps, the QP of ``method="qp"``).
     """
 
     mode: str
     nlp: dict
-    solver: ca.Function
+    solver: ca.Function | None
     lbw: np.ndarray
     ubw: np.ndarray
     lbg: np.ndarray
@@ -307,7 +308,8 @@ def transcribe(mpc: Any, mode: str) -> Transcription:
     """The NLP of ``mpc`` for ``mode`` (``"policy"``: eq. 14; ``"q"``: eq. 13 with ``u_0 = a``).
 
     ``mpc`` is an :class:`lgutils.mpc.MPC`; this reads its model, cost, constraints, bounds,
-    parameter layout and solver options, and builds the IPOPT solver.
+    parameter layout and solver options, and builds the IPOPT solver (not for
+    ``SolverOptions(method="qp")``).
     """
     nx, nu, H = mpc.nx, mpc.nu, mpc.horizon
     fns = _callables(mpc)
@@ -347,11 +349,13 @@ def transcribe(mpc: Any, mode: str) -> Transcription:
     wv, G, lbg, ubg, keep, pre = _split_fixed_rows(nlp, P, mode)
     shift_w, shift_g = _shifts(nlp, keep)
     problem = {"x": wv, "p": P, "f": J, "g": G}
-    opts = mpc.solver_options.nlpsol_options()
-    try:
-        solver = ca.nlpsol(f"mpc_{mode}", "ipopt", problem, opts)
-    except RuntimeError as exc:
-        raise options_error(exc, opts) from exc
+    solver = None
+    if mpc.solver_options.method == "nlp":  # method="qp" solves with lgutils.mpc.qp instead
+        opts = mpc.solver_options.nlpsol_options()
+        try:
+            solver = ca.nlpsol(f"mpc_{mode}", "ipopt", problem, opts)
+        except RuntimeError as exc:
+            raise options_error(exc, opts) from exc
     return Transcription(
         mode=mode,
         nlp=problem,
