@@ -58,17 +58,22 @@ class RawSolution:
     ----------
     sol : dict
         CasADi's solver output (``x``, ``f``, ``g``, ``lam_x``, ``lam_g``, ...).
-    w0, lam_x0, lam_g0 : numpy.ndarray
-        The primal and dual starting point.
+    w0, lam_x0, lam_g0 : numpy.ndarray or casadi.DM
+        The primal and dual starting point (a warm start keeps CasADi's own vectors).
     p : numpy.ndarray
         The parameter vector ``P = [s, (a), (u_prev), phi]``.
     """
 
     sol: dict
-    w0: np.ndarray
-    lam_x0: np.ndarray
-    lam_g0: np.ndarray
+    w0: Any
+    lam_x0: Any
+    lam_g0: Any
     p: np.ndarray
+
+
+def _flat(v: Any) -> np.ndarray:
+    """A CasADi or numpy vector as a flat float array."""
+    return np.asarray(v, dtype=float).ravel()
 
 
 class MPC:
@@ -166,6 +171,8 @@ class MPC:
         self._warm: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self.last_result: MPCResult | None = None
         self.problem("policy")  # built now (it checks the callables); the Q problem on first use
+        if self.warm_start and self.solver_options.method == "nlp":
+            self.warm_solver("policy")  # built now, not in the middle of a closed loop
 
     # ---------------------------------------------------------------------------------------
     # parameters
@@ -378,18 +385,14 @@ class MPC:
             solver = self.warm_solver(mode)
         else:
             w0, lam_x0, lam_g0 = self.cold_guess(mode, s), np.zeros(b.n_w), np.zeros(b.lbg.size)
+        if "bounds_dm" not in b.cache:  # CasADi's own vectors: no conversion at every call
+            b.cache["bounds_dm"] = {
+                k: ca.DM(v)
+                for k, v in (("lbx", b.lbw), ("ubx", b.ubw), ("lbg", b.lbg), ("ubg", b.ubg))
+            }
         t0 = time.perf_counter()
         try:
-            sol = solver(
-                x0=w0,
-                p=pv,
-                lbx=b.lbw,
-                ubx=b.ubw,
-                lbg=b.lbg,
-                ubg=b.ubg,
-                lam_x0=lam_x0,
-                lam_g0=lam_g0,
-            )
+            sol = solver(x0=w0, p=pv, lam_x0=lam_x0, lam_g0=lam_g0, **b.cache["bounds_dm"])
         except RuntimeError as exc:  # e.g. SolverOptions(nlpsol={"error_on_fail": True})
             stats = solver.stats()
             status = str(stats.get("return_status", "casadi_error"))
@@ -430,8 +433,8 @@ class MPC:
                 iters,
                 index,
             )
-        lam_x = np.asarray(sol["lam_x"], dtype=float).ravel()
-        self._warm[mode] = (wopt, lam_x, np.asarray(sol["lam_g"], dtype=float).ravel())
+        # the next warm start, kept as the solver's own vectors (converted only when shifted)
+        self._warm[mode] = (sol["x"], sol["lam_x"], sol["lam_g"])
         u_pred, x_pred = self.plan(mode, wopt, s, a)
         res = MPCResult(
             action=u_pred[0].copy(),
@@ -468,7 +471,8 @@ class MPC:
 
     def warm_point(self, mode: str = "policy") -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """The stored ``(w, lam_x, lam_g)`` the next warm solve of ``mode`` starts from, or None."""
-        return self._warm.get(mode)
+        point = self._warm.get(mode)
+        return None if point is None else tuple(_flat(v) for v in point)
 
     def shift_warm_start(self) -> None:
         """Shift the stored policy solution one stage ahead (receding horizon).
@@ -482,7 +486,7 @@ class MPC:
         if "policy" not in self._warm:
             return
         b = self.problem("policy")
-        w, lam_x, lam_g = self._warm["policy"]
+        w, lam_x, lam_g = (_flat(v) for v in self._warm["policy"])
         w_new = np.clip(w[b.shift_w], b.lbw, b.ubw)  # x_H may be unbounded
         self._warm["policy"] = (w_new, lam_x[b.shift_w], lam_g[b.shift_g])
 
