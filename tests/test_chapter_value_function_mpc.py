@@ -116,9 +116,9 @@ def test_rlmpc_solves_with_the_costs_of_rlmpc_costs(monkeypatch) -> None:
     asked: list[float] = []
     original = agents.rlmpc_costs
 
-    def spy(w, stage_width=0.1):
+    def spy(w, stage_width=0.1, **kwargs):
         asked.append(stage_width)
-        stage, terminal = original(w, stage_width)
+        stage, terminal = original(w, stage_width, **kwargs)
 
         def counted_stage(x, u, p):
             calls["stage"] += 1

@@ -223,6 +223,31 @@ def _cstr_scenario_mpc(
     )
 
 
+def _tracking_cost(x: Any, u: Any, p: Mapping[str, Any]) -> Any:  # noqa: ARG001
+    """The baseline's stage cost ``(c_B - g)^2``."""
+    return (x[1] - p["g"]) ** 2
+
+
+def _tracking_terminal(x: Any, p: Mapping[str, Any]) -> Any:
+    """The baseline's terminal cost ``(c_B - g)^2``."""
+    return (x[1] - p["g"]) ** 2
+
+
+def _hard_bounds() -> tuple[Bounds, SoftBounds]:
+    """The baseline's state bounds: hard ``c_A, c_B in [0.1, 2]``, ``T_R >= 50``,
+    ``T_K in [50, 140]`` on ``x_1..x_{H-1}`` and soft ``T_R <= 140`` (100 per deg C)."""
+    return (
+        Bounds(
+            cstr.U_LOW,
+            cstr.U_HIGH,
+            [0.1, 0.1, 50.0, 50.0],
+            [2.0, 2.0, np.inf, 140.0],
+            terminal=False,
+        ),
+        SoftBounds([np.inf, np.inf, 140.0, np.inf], penalty=1e2),
+    )
+
+
 def baseline_mpc(
     horizon: int = 20,
     ipopt_options: Mapping[str, Any] | None = None,
@@ -248,24 +273,10 @@ def baseline_mpc(
         ``act(x, g)`` returns ``u = (F, Qdot)``.
     """
     horizon = check_positive_int("horizon", horizon)
-
-    def cost(x, u, p):  # noqa: ARG001
-        return (x[1] - p["g"]) ** 2
-
-    def term(x, p):
-        return (x[1] - p["g"]) ** 2
-
     mpc = _cstr_scenario_mpc(
         horizon,
-        Cost(cost, term, move_weight=[0.1, 1e-3]),
-        Bounds(
-            cstr.U_LOW,
-            cstr.U_HIGH,
-            [0.1, 0.1, 50.0, 50.0],
-            [2.0, 2.0, np.inf, 140.0],
-            terminal=False,
-        ),
-        SoftBounds([np.inf, np.inf, 140.0, np.inf], penalty=1e2),
+        Cost(_tracking_cost, _tracking_terminal, move_weight=[0.1, 1e-3]),
+        *_hard_bounds(),
         SolverOptions(
             ipopt={**IPOPT_OPTIONS, **dict(ipopt_options or {})}, warm_ipopt=WARM_IPOPT_OPTIONS
         ),
@@ -317,32 +328,53 @@ def value_numpy(weights: Mapping[str, np.ndarray], x: Any, g: Any, index: int = 
 
 
 def rlmpc_costs(
-    weights: Mapping[str, np.ndarray], stage_width: float = 0.1
-) -> tuple[Callable[[Any, Any, Mapping[str, Any]], Any], Callable[[Any, Mapping[str, Any]], Any]]:
+    weights: Mapping[str, np.ndarray] | None,
+    stage_width: float = 0.1,
+    *,
+    stage: str = "gauss",
+    terminal_value: bool = True,
+) -> tuple[
+    Callable[[Any, Any, Mapping[str, Any]], Any], Callable[[Any, Mapping[str, Any]], Any] | None
+]:
     """The objective of one scenario of RL+MPC: stage cost and terminal cost, as the MPC takes them.
 
     Parameters
     ----------
-    weights : dict
-        The SAC agent's weights (:func:`lgutils.core.nn.load_weights`).
+    weights : dict or None
+        The SAC agent's weights (:func:`lgutils.core.nn.load_weights`); only read with
+        ``terminal_value=True``.
     stage_width : float
         Width of the reward-shaped stage cost in c_B [mol/l] (default 0.1).
+    stage : {"gauss", "quadratic"}
+        ``"gauss"``: the RL reward's shape, negated (RL+MPC); ``"quadratic"``: the baseline's
+        ``(c_B - g)^2`` (for the ablation of chapter 07; ``stage_width`` then plays no part).
+    terminal_value : bool
+        ``True``: the terminal cost ``-V(x_H, g)``; ``False``: no terminal cost (None).
 
     Returns
     -------
     stage_cost : callable
-        ``stage_cost(x, u, p) = -exp(-0.5 ((p["g"] - c_B) / stage_width)^2)``, ``x`` of shape
-        (4, 1) in do-mpc units, ``p["g"]`` the goal [mol/l]; CasADi in, CasADi out.
-    terminal_cost : callable
+        ``stage_cost(x, u, p) = -exp(-0.5 ((p["g"] - c_B) / stage_width)^2)`` (or
+        ``(c_B - p["g"])^2``), ``x`` of shape (4, 1) in do-mpc units, ``p["g"]`` the goal
+        [mol/l]; CasADi in, CasADi out.
+    terminal_cost : callable or None
         ``terminal_cost(x, p) = -V(x, p["g"])`` with ``V`` the learned value
-        (:func:`value_casadi`, critic 0, matrix-level ``MX``).
+        (:func:`value_casadi`, critic 0, matrix-level ``MX``); None without ``terminal_value``.
     """
     if not stage_width > 0:
         raise ValueError(f"stage_width must be positive, got {stage_width!r}")
-    V = value_casadi(weights, sym="MX")
+    if stage not in ("gauss", "quadratic"):
+        raise ValueError(f"stage must be 'gauss' or 'quadratic', got {stage!r}")
 
-    def stage_cost(x: Any, u: Any, p: Mapping[str, Any]) -> Any:  # noqa: ARG001
+    def gauss_stage(x: Any, u: Any, p: Mapping[str, Any]) -> Any:  # noqa: ARG001
         return -ca.exp(-0.5 * ((p["g"] - x[1]) / stage_width) ** 2)
+
+    stage_cost = gauss_stage if stage == "gauss" else _tracking_cost
+    if not terminal_value:
+        return stage_cost, None
+    if weights is None:
+        raise ValueError("weights are required with terminal_value=True, got None")
+    V = value_casadi(weights, sym="MX")
 
     def terminal_cost(x: Any, p: Mapping[str, Any]) -> Any:
         return -V(x, p["g"])
@@ -351,13 +383,17 @@ def rlmpc_costs(
 
 
 def rlmpc(
-    weights: Mapping[str, np.ndarray],
+    weights: Mapping[str, np.ndarray] | None,
     horizon: int = 5,
     soft_penalty: Any = RLMPC_SOFT_PENALTY,
     stage_width: float = 0.1,
     ipopt_options: Mapping[str, Any] | None = None,
+    *,
+    terminal_value: bool = True,
+    stage: str = "gauss",
+    bounds: str = "soft",
 ) -> MPCAgent:
-    """The value-function-augmented robust MPC ("RL+MPC" of Fig. 3).
+    """The value-function-augmented robust MPC ("RL+MPC" of Fig. 3), and its ablations.
 
     Same 9-scenario structure and collocation as :func:`baseline_mpc`, horizon ``horizon`` (5),
     no input-move penalty, stage cost ``-exp(-0.5 ((g - c_B) / stage_width)^2)`` at
@@ -367,21 +403,59 @@ def rlmpc(
     every scenario with linear penalties ``soft_penalty`` per unit violation (default 1e3 per
     mol/l, 10 per deg C).
 
+    The three keywords swap one piece each for the baseline's (chapter 07's ablation); the
+    defaults give RL+MPC.
+
+    Parameters
+    ----------
+    weights : dict or None
+        The SAC agent's weights (None allowed with ``terminal_value=False``).
+    terminal_value : bool
+        ``False``: no terminal cost at all (the learned ``V`` removed).
+    stage : {"gauss", "quadratic"}
+        ``"quadratic"``: the baseline's stage cost ``(c_B - g)^2``, without its move penalty
+        and without its terminal ``(c_B - g)^2``.
+    bounds : {"soft", "hard"}
+        ``"hard"``: the baseline's state bounds (:func:`baseline_mpc`: hard on
+        ``x_1..x_{H-1}``, ``x_H`` free, ``T_R <= 140`` soft at 100 per deg C) in place of the
+        soft upper bounds; ``soft_penalty`` then plays no part.
+
     Returns
     -------
     MPCAgent
+        Named ``"RL+MPC"``, with the swapped pieces in parentheses for the variants (e.g.
+        ``"RL+MPC (no V)"``).
     """
     horizon = check_positive_int("horizon", horizon)
-    cost, term = rlmpc_costs(weights, stage_width)
+    if bounds not in ("soft", "hard"):
+        raise ValueError(f"bounds must be 'soft' or 'hard', got {bounds!r}")
+    terminal_value = bool(terminal_value)
+    cost, term = rlmpc_costs(weights, stage_width, stage=stage, terminal_value=terminal_value)
+    if bounds == "soft":
+        state_bounds = (
+            Bounds(cstr.U_LOW, cstr.U_HIGH),
+            SoftBounds(RLMPC_SOFT_UB, penalty=soft_penalty, terminal=True),
+        )
+    else:
+        state_bounds = _hard_bounds()
     mpc = _cstr_scenario_mpc(
         horizon,
         Cost(cost, term),
-        Bounds(cstr.U_LOW, cstr.U_HIGH),
-        SoftBounds(RLMPC_SOFT_UB, penalty=soft_penalty, terminal=True),
+        *state_bounds,
         SolverOptions(
             ipopt={**IPOPT_OPTIONS, **dict(ipopt_options or {})},
             warm_ipopt=WARM_IPOPT_OPTIONS,
-            nlpsol={"expand": False},  # keep the networks' derivatives matrix-level
+            # keep the networks' derivatives matrix-level
+            nlpsol={"expand": False} if terminal_value else {},
         ),
     )
-    return MPCAgent(mpc, "RL+MPC")
+    swapped = [
+        text
+        for text, on in [
+            ("no V", not terminal_value),
+            ("quadratic stage cost", stage == "quadratic"),
+            ("hard bounds", bounds == "hard"),
+        ]
+        if on
+    ]
+    return MPCAgent(mpc, "RL+MPC" + (f" ({', '.join(swapped)})" if swapped else ""))
