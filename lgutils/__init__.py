@@ -22,7 +22,7 @@ The chapters import these modules; each one holds one concept:
 - :mod:`lgutils.mpc.scenario` -- the robust scenario-tree MPC built on :mod:`lgutils.mpc`;
 - :mod:`lgutils.value_function_mpc.agents` -- the RL, MPC and RL+MPC agents of case study A (Fig. 3);
 - :mod:`lgutils.value_function_mpc.evaluation` -- their closed-loop runs, scores and evaluation study
-  (``python -m lgutils.value_function_mpc.evaluation evaluate``);
+  (parallel over initial states);
 - :mod:`lgutils.mpc_reinforce.model` -- case study B: the MPC with a learnable model, in closed form;
 - :mod:`lgutils.mpc_reinforce.rollout` -- its episodes on the true system and exact expected returns;
 - :mod:`lgutils.mpc_reinforce.training` -- the training loop its learners share;

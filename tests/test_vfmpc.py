@@ -190,3 +190,129 @@ def test_warm_started_baseline_steps_equal_cold_solves():
     assert "warm_solver" in agent.mpc.mpc.problem("policy").cache
     assert iters[0] == cold_iters[0]  # the first step is a cold solve
     assert sum(iters[1:]) < 0.9 * sum(cold_iters[1:])
+
+
+def test_rlmpc_variants_swap_one_piece_each(sac_model):
+    w = nn.sac_weights(sac_model)
+    default = agents.rlmpc(w, horizon=2)
+    assert default.name == "RL+MPC"
+    # the stage costs: the Gaussian of the RL reward or the baseline's (c_B - g)^2
+    x, p = np.array([1.0, 0.52, 120.0, 110.0]), {"g": 0.6}
+    gauss, term = agents.rlmpc_costs(w)
+    quad, no_term = agents.rlmpc_costs(None, stage="quadratic", terminal_value=False)
+    assert float(gauss(x, None, p)) == pytest.approx(-np.exp(-0.5 * (0.08 / 0.1) ** 2))
+    assert float(quad(x, None, p)) == pytest.approx(0.08**2)
+    assert no_term is None
+    assert float(term(x, p)) == pytest.approx(-agents.value_numpy(w, x[None], 0.6)[0])
+    with pytest.raises(ValueError, match="stage must be"):
+        agents.rlmpc_costs(w, stage="huber")
+    with pytest.raises(ValueError, match="weights are required"):
+        agents.rlmpc_costs(None)
+    with pytest.raises(ValueError, match="bounds must be"):
+        agents.rlmpc(w, bounds="none")
+    # "hard" bounds are the baseline's, "soft" the soft upper bounds of RL+MPC
+    hard = agents.rlmpc(None, horizon=2, terminal_value=False, stage="quadratic", bounds="hard")
+    base = agents.baseline_mpc(horizon=2)
+    assert hard.name == "RL+MPC (no V, quadratic stage cost, hard bounds)"
+    for attr in ("x_lb", "x_ub", "u_lb", "u_ub", "soft_ub"):
+        np.testing.assert_array_equal(getattr(hard.mpc, attr), getattr(base.mpc, attr))
+    np.testing.assert_array_equal(default.mpc.soft_ub, agents.RLMPC_SOFT_UB)
+    assert np.all(np.isinf(default.mpc.x_ub)) and not hard.mpc.uses_u_prev
+    # without V and with the baseline's bounds the problem of x_bad is infeasible, as the baseline's
+    x_bad = np.array([1.99, 1.45, 60.0, 60.0])
+    assert evaluation.run_agent(hard, x_bad, 0.7, 2).failures >= 1
+    no_v = agents.rlmpc(None, horizon=2, terminal_value=False)
+    assert no_v.name == "RL+MPC (no V)"
+    assert evaluation.run_agent(no_v, x_bad, 0.7, 2).failures == 0
+
+
+def test_evaluate_in_parallel_equals_serial(sac_model):
+    from functools import partial
+
+    w = nn.sac_weights(sac_model)
+    rng = np.random.default_rng(3)
+    x0s = rng.uniform(cstr.X_LOW, cstr.X_HIGH, size=(3, 4))
+    goals, alphas = [0.6, 0.7, 0.8], [1.0, 1.05, 0.92]
+    factories = {
+        "RL": partial(agents.RLAgent, w),
+        "MPC": partial(agents.baseline_mpc, horizon=2),
+    }
+    serial = evaluation.evaluate(factories, x0s, goals, 3, alphas, progress=False)
+    parallel = evaluation.evaluate(
+        factories, x0s, goals, 3, alphas, progress=False, n_jobs=2, states_per_job=1
+    )
+    # one agent object used for every state gives the same runs as fresh agents
+    objects = {name: f() for name, f in factories.items()}
+    reused = evaluation.evaluate(objects, x0s, goals, 3, alphas, progress=False)
+    for other in (parallel, reused):
+        assert list(other) == ["RL", "MPC"]
+        for name in serial:
+            for a, b in zip(serial[name], other[name], strict=True):
+                a, b = dict(a), dict(b)
+                a.pop("median_step_time"), b.pop("median_step_time")
+                assert a == b
+    # and each is the plain closed loop of its agent on its plant
+    run = evaluation.run_agent(objects["MPC"], x0s[1], goals[1], 3, alphas[1], 1.0)
+    m = evaluation.trajectory_metrics(run.states, goals[1])
+    assert serial["MPC"][1]["l2_error"] == m["l2_error"]
+    assert serial["MPC"][1]["solver_failures"] == run.failures
+    with pytest.raises(ValueError, match="must be an agent or a callable"):
+        evaluation.evaluate({"x": 3}, x0s, goals, 3, progress=False)
+
+
+def test_run_agents_equals_run_agent(sac_model):
+    from functools import partial
+
+    w = nn.sac_weights(sac_model)
+    runs = evaluation.run_agents(
+        {"RL": partial(agents.RLAgent, w), "H2": partial(agents.rlmpc, w, horizon=2)},
+        cstr.X0_FIG3,
+        0.65,
+        3,
+        n_jobs=2,
+    )
+    assert list(runs) == ["RL", "H2"]
+    ref = evaluation.run_agent(agents.rlmpc(w, horizon=2), cstr.X0_FIG3, 0.65, 3)
+    np.testing.assert_array_equal(runs["H2"].states, ref.states)
+    np.testing.assert_array_equal(
+        runs["RL"].states, evaluation.run_agent(agents.RLAgent(w), cstr.X0_FIG3, 0.65, 3).states
+    )
+
+
+def test_by_state_names_the_four_states():
+    d = evaluation.by_state([0.5, 0.0, 1.25, 0.0])
+    assert d == {"c_A": 0.5, "c_B": 0.0, "T_R": 1.25, "T_K": 0.0}
+    with pytest.raises(ValueError, match="values"):
+        evaluation.by_state([1.0, 2.0])
+
+
+def test_study_plants_draws_the_out_of_tree_plants_after_the_others():
+    draws = evaluation.study_plants(40, seed=7)
+    rng = np.random.default_rng(7)
+    np.testing.assert_array_equal(draws["x0"], rng.uniform(cstr.X_LOW, cstr.X_HIGH, (40, 4)))
+    np.testing.assert_array_equal(draws["goals"], rng.choice(cstr.GOALS, 40))
+    scen = scenario_grid(cstr.ALPHA_SCENARIOS, cstr.BETA_SCENARIOS)[rng.integers(9, size=40)]
+    plants = draws["plants"]
+    assert list(plants) == ["nominal", "uncertain", "out_of_tree"]
+    np.testing.assert_array_equal(plants["nominal"], np.ones((2, 40)))
+    np.testing.assert_array_equal(plants["uncertain"], scen.T)
+    wide = np.column_stack(plants["out_of_tree"])
+    np.testing.assert_array_equal(wide, rng.uniform([0.9, 0.8], [1.1, 1.2], (40, 2)))
+    assert wide[:, 0].min() < 0.95 and wide[:, 1].max() > 1.1  # outside the tree's range
+
+
+def test_evaluation_study_runs_every_plant_and_the_pair_without_v(sac_model, monkeypatch):
+    calls = []
+
+    def fake_evaluate(agents_, x0s, goals, n_steps, alphas=None, betas=None, **kw):
+        calls.append((list(agents_), alphas, kw))
+        return {name: [] for name in agents_}
+
+    monkeypatch.setattr(evaluation, "evaluate", fake_evaluate)
+    study = evaluation.evaluation_study(nn.sac_weights(sac_model), 5, 4, seed=7, n_jobs=2)
+    draws = evaluation.study_plants(5, seed=7)
+    assert list(study["runs"]) == ["nominal", "uncertain", "out_of_tree"]
+    assert [c[0] for c in calls] == [["RL", "MPC", "RL+MPC"]] * 3 + [["RL+MPC (no V)"]]
+    np.testing.assert_array_equal(calls[2][1], draws["plants"]["out_of_tree"][0])
+    assert calls[3][1] is None and all(c[2]["n_jobs"] == 2 for c in calls)
+    assert study["plants"]["uncertain"][1] == draws["plants"]["uncertain"][1].tolist()

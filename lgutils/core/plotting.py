@@ -33,6 +33,7 @@ __all__ = [
     "forbidden_region",
     "mean_bars",
     "exact_curve",
+    "grouped_intervals",
 ]
 
 #: Okabe-Ito colour-blind-safe palette.
@@ -323,3 +324,33 @@ def exact_curve(
     ax.plot(
         x, y, color=agent_color("LQR") if color is None else color, lw=3, alpha=0.4, label=label
     )
+
+
+# --- means and confidence intervals of several agents under several conditions (chapter 07) ---
+
+
+def grouped_intervals(
+    ax: plt.Axes,
+    rows: Sequence[Mapping[str, Any]],
+    groups: Sequence[str],
+    series: Sequence[str],
+    colors: Sequence[str],
+    markers: str = "os^Dv",
+    spread: float = 0.22,
+) -> None:
+    """Means with their confidence intervals: one cluster per group, one marker per series.
+
+    ``rows`` are dicts with ``group``, ``series``, ``mean``, ``ci_low`` and ``ci_high`` (e.g.
+    agent, plant and :func:`lgutils.value_function_mpc.evaluation.summarize`'s numbers of one
+    metric); each is drawn at ``x = index of its group`` (offset by ``spread`` per series) in
+    the group's colour from ``colors`` and its series' marker, labelled by series in the legend.
+    """
+    if len(colors) != len(groups):
+        raise ValueError(f"colors must have one entry per group ({len(groups)}), got {len(colors)}")
+    for r in rows:
+        i, j = list(groups).index(r["group"]), list(series).index(r["series"])
+        x = i + spread * (j - (len(series) - 1) / 2)
+        err = [[r["mean"] - r["ci_low"]], [r["ci_high"] - r["mean"]]]
+        label = r["series"] if i == 0 else None
+        ax.errorbar(x, r["mean"], yerr=err, fmt=markers[j], color=colors[i], label=label)
+    ax.set_xticks(range(len(groups)), list(groups), fontsize=8)

@@ -6,5 +6,5 @@ RL+MPC agents.
 - :mod:`~lgutils.value_function_mpc.train`: SAC + HER training and loading of its artifacts;
 - :mod:`~lgutils.value_function_mpc.agents`: the RL, MPC and RL+MPC agents and the learned value;
 - :mod:`~lgutils.value_function_mpc.evaluation`: closed-loop runs, their scores and the study
-  over random initial states (``python -m lgutils.value_function_mpc.evaluation evaluate``).
+  over random initial states, in parallel over the states.
 """

@@ -4,48 +4,55 @@
 the plant (on :func:`lgutils.value_function_mpc.cstr.closed_loop`, the book's one rollout),
 :func:`trajectory_metrics` scores a run, :func:`summarize` gives a mean and its confidence
 interval, :func:`evaluate` runs every agent from every initial state and
-:func:`evaluation_study` is chapter 07's study over random initial states, nominal and
-uncertain plants.
+:func:`evaluation_study` is chapter 07's study over random initial states on nominal plants,
+plants drawn from the robust MPCs' scenario tree and plants outside it.
 
-Command line (writes ``evaluation.json``, registered in the data manifest)::
-
-    python -m lgutils.value_function_mpc.evaluation evaluate [--states 30] [--steps 50] [--seed 0] [--out data/cstr_eval]
+Every run depends only on its agent, initial state, goal and plant, so :func:`evaluate` runs the
+initial states in parallel (joblib) with the same numbers as a serial run.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import shlex
-import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from functools import partial
 from typing import Any
 
 import numpy as np
 
-from lgutils.core.paths import data_dir, record_artifact, sha256
 from lgutils.core.validate import as_array, as_vector, check_positive_int
 from lgutils.mpc.scenario import scenario_grid
 from lgutils.value_function_mpc import cstr
 from lgutils.value_function_mpc.agents import RLAgent, baseline_mpc, rlmpc
-from lgutils.value_function_mpc.train import load_cstr_run
 
 __all__ = [
     "TARGET_BAND",
+    "STATE_NAMES",
+    "OUT_OF_TREE_LOW",
+    "OUT_OF_TREE_HIGH",
     "Run",
     "run_agent",
     "trajectory_metrics",
     "summarize",
+    "by_state",
+    "run_values",
+    "summary_table",
     "evaluate",
+    "run_agents",
+    "study_agents",
+    "study_plants",
     "evaluation_study",
-    "main",
 ]
 
 #: |c_B - g| within which a run counts as "at the target" [mol/l].
 TARGET_BAND: float = 0.05
+#: The states' names, in order, as the keys of :func:`by_state`.
+STATE_NAMES: tuple[str, ...] = ("c_A", "c_B", "T_R", "T_K")
+#: The box of the out-of-tree plants' ``(alpha, beta)``: twice as wide as the range of the
+#: robust MPCs' scenarios (``alpha in [0.95, 1.05]``, ``beta in [0.9, 1.1]``).
+OUT_OF_TREE_LOW = np.array([0.9, 0.8])
+OUT_OF_TREE_HIGH = np.array([1.1, 1.2])
 
 
 @dataclass(frozen=True)
@@ -165,6 +172,98 @@ def summarize(values: Any) -> dict[str, float]:
     return {"mean": m, "ci_low": m - half, "ci_high": m + half, "n": int(a.size)}
 
 
+def by_state(values: Any) -> dict[str, float]:
+    """Four per-state numbers (e.g. ``max_violation_by_state``) keyed by :data:`STATE_NAMES`.
+
+    Parameters
+    ----------
+    values : array_like, shape (4,)
+        In the order ``(c_A, c_B, T_R, T_K)``.
+
+    Returns
+    -------
+    dict
+        ``{"c_A": ..., "c_B": ..., "T_R": ..., "T_K": ...}`` as floats.
+    """
+    v = as_vector("values", values, 4)
+    return {name: float(x) for name, x in zip(STATE_NAMES, v, strict=True)}
+
+
+def run_values(runs: Any, metric: str) -> np.ndarray:
+    """One metric of every run of an agent, as an array.
+
+    Parameters
+    ----------
+    runs : list of dict
+        :func:`evaluate`'s metric dicts of one agent on one plant.
+    metric : str
+        A key of those dicts (``steps_to_target`` must not be None), or
+        ``"max_violation_<state>"`` with ``<state>`` in :data:`STATE_NAMES` for that state's
+        largest excess over its bounds, in its own unit.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_runs,)
+    """
+    prefix = "max_violation_"
+    if metric.startswith(prefix) and metric[len(prefix) :] in STATE_NAMES:
+        j = STATE_NAMES.index(metric[len(prefix) :])
+        return np.array([m["max_violation_by_state"][j] for m in runs], dtype=float)
+    if runs and metric not in runs[0]:
+        raise ValueError(f"metric must be a key of the runs or {prefix}<state>, got {metric!r}")
+    return np.array([m[metric] for m in runs], dtype=float)
+
+
+def summary_table(results: Mapping[str, Mapping[str, Any]], metrics: Any) -> list[dict[str, Any]]:
+    """:func:`summarize` of every metric of every agent on every plant, as table rows.
+
+    Parameters
+    ----------
+    results : dict
+        Plant -> agent -> list of :func:`evaluate` metric dicts.
+    metrics : sequence of str
+        Metric names as :func:`run_values` takes them.
+
+    Returns
+    -------
+    list of dict
+        One row per (plant, agent, metric), in that nesting order: ``plant``, ``agent``,
+        ``metric`` and the entries of :func:`summarize`.
+    """
+    return [
+        {"plant": plant, "agent": agent, "metric": metric, **summarize(run_values(runs, metric))}
+        for plant, by_agent in results.items()
+        for agent, runs in by_agent.items()
+        for metric in metrics
+    ]
+
+
+def _agents_of(agents: Mapping[str, Any]) -> dict[str, Any]:
+    """Agents from ``agents``: an agent is used as it is, a factory is called."""
+    return {name: (a if hasattr(a, "act") else a()) for name, a in agents.items()}
+
+
+def _run_states(
+    agents: Mapping[str, Any],
+    x0s: np.ndarray,
+    goals: np.ndarray,
+    alphas: np.ndarray,
+    betas: np.ndarray,
+    n_steps: int,
+) -> dict[str, list[dict[str, Any]]]:
+    """One job of :func:`evaluate`: every agent from every state of a chunk (agents built here)."""
+    built = _agents_of(agents)
+    out: dict[str, list[dict[str, Any]]] = {name: [] for name in built}
+    for i in range(x0s.shape[0]):
+        for name, agent in built.items():
+            run = run_agent(agent, x0s[i], goals[i], n_steps, alphas[i], betas[i])
+            m = trajectory_metrics(run.states, goals[i])
+            m["median_step_time"] = float(np.median(run.step_times))
+            m["solver_failures"] = run.failures
+            out[name].append(m)
+    return out
+
+
 def evaluate(
     agents: Mapping[str, Any],
     x0s: Any,
@@ -173,13 +272,25 @@ def evaluate(
     alphas: Any = None,
     betas: Any = None,
     progress: bool = True,
+    *,
+    n_jobs: int | None = None,
+    states_per_job: int = 10,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Run every agent from every initial state and score the runs.
+    """Run every agent from every initial state and score the runs, in parallel over states.
+
+    The states are cut into chunks of ``states_per_job``; each chunk is one job of
+    ``joblib.Parallel(n_jobs)`` (whose backend follows ``joblib.parallel_config``: serial,
+    local processes, or a dask cluster), which builds its own agents and runs them from its
+    states. A run depends only on its agent, initial state, goal and plant (every agent is
+    reset before each run, the plant is deterministic), so the numbers do not depend on
+    ``n_jobs`` or ``states_per_job``; only the step times do.
 
     Parameters
     ----------
     agents : dict
-        Name -> agent (``reset()``, ``act(x, g)``).
+        Name -> agent (``reset()``, ``act(x, g)``) or a picklable zero-argument callable that
+        builds one (e.g. ``functools.partial(agents.rlmpc, weights)``); give callables with
+        ``n_jobs > 1``, so that every job builds its agents where it runs.
     x0s : array_like, shape (n, 4)
         Initial states.
     goals : array_like, shape (n,)
@@ -189,14 +300,21 @@ def evaluate(
     alphas, betas : array_like, shape (n,), optional
         The plant's parameters for each run, constant over the run (default nominal 1).
     progress : bool
-        Show a progress bar.
+        Show a progress bar over the jobs.
+    n_jobs : int, optional
+        Parallel jobs (default: joblib's, i.e. ``parallel_config``'s or 1).
+    states_per_job : int
+        Initial states per job.
 
     Returns
     -------
     dict
-        Name -> list (one per run) of :func:`trajectory_metrics` dicts, each with the run's
-        ``median_step_time`` [s] and ``solver_failures`` (failed MPC solves) added.
+        Name -> list (one per run, in the order of ``x0s``) of :func:`trajectory_metrics`
+        dicts, each with the run's ``median_step_time`` [s] and ``solver_failures`` (failed
+        MPC solves) added.
     """
+    from joblib import Parallel, delayed
+
     x0s = as_array("x0s", x0s)
     if x0s.ndim != 2 or x0s.shape[1] != 4:
         raise ValueError(f"x0s must have shape (n, 4), got shape {x0s.shape}")
@@ -204,19 +322,109 @@ def evaluate(
     goals = as_vector("goals", goals, n)
     alphas = np.ones(n) if alphas is None else as_vector("alphas", alphas, n)
     betas = np.ones(n) if betas is None else as_vector("betas", betas, n)
-    jobs = [(name, i) for i in range(n) for name in agents]
+    n_steps = check_positive_int("n_steps", n_steps)
+    per = check_positive_int("states_per_job", states_per_job)
+    for name, a in agents.items():
+        if not (hasattr(a, "act") or callable(a)):
+            raise ValueError(f"agents[{name!r}] must be an agent or a callable that builds one")
+    chunks = [slice(i, min(i + per, n)) for i in range(0, n, per)]
+    jobs = (
+        delayed(_run_states)(agents, x0s[c], goals[c], alphas[c], betas[c], n_steps) for c in chunks
+    )
+    parts = Parallel(n_jobs=n_jobs, return_as="generator")(jobs)
     if progress:
         from tqdm.auto import tqdm
 
-        jobs = tqdm(jobs, desc="closed-loop runs", leave=False)
+        parts = tqdm(parts, total=len(chunks), desc="closed-loop runs", leave=False)
     out: dict[str, list[dict[str, Any]]] = {name: [] for name in agents}
-    for name, i in jobs:
-        run = run_agent(agents[name], x0s[i], goals[i], n_steps, alphas[i], betas[i])
-        m = trajectory_metrics(run.states, goals[i])
-        m["median_step_time"] = float(np.median(run.step_times))
-        m["solver_failures"] = run.failures
-        out[name].append(m)
+    for part in parts:
+        for name in agents:
+            out[name].extend(part[name])
     return out
+
+
+def _run_one(agent: Any, x0: np.ndarray, goal: float, n_steps: int) -> Run:
+    """One job of :func:`run_agents`."""
+    return run_agent(_agents_of({"a": agent})["a"], x0, goal, n_steps)
+
+
+def run_agents(
+    agents: Mapping[str, Any], x0: Any, goal: float, n_steps: int, *, n_jobs: int | None = None
+) -> dict[str, Run]:
+    """:func:`run_agent` for several agents from one initial state on the nominal plant, one job each.
+
+    Parameters
+    ----------
+    agents : dict
+        Name -> agent or picklable zero-argument callable that builds one (as in
+        :func:`evaluate`).
+    x0 : array_like, shape (4,)
+    goal : float
+    n_steps : int
+    n_jobs : int, optional
+        Parallel jobs of ``joblib.Parallel`` (default: joblib's, i.e. 1).
+
+    Returns
+    -------
+    dict
+        Name -> :class:`Run`, in the order of ``agents``; the same runs as serial calls.
+    """
+    from joblib import Parallel, delayed
+
+    x0 = as_vector("x0", x0, 4)
+    n_steps = check_positive_int("n_steps", n_steps)
+    for name, a in agents.items():
+        if not (hasattr(a, "act") or callable(a)):
+            raise ValueError(f"agents[{name!r}] must be an agent or a callable that builds one")
+    runs = Parallel(n_jobs=n_jobs)(delayed(_run_one)(a, x0, goal, n_steps) for a in agents.values())
+    return dict(zip(agents, runs, strict=True))
+
+
+def study_agents(
+    weights: Mapping[str, np.ndarray], rlmpc_horizon: int = 5, mpc_horizon: int = 20
+) -> dict[str, Any]:
+    """The three agents of chapter 07 as factories (for :func:`evaluate` with ``n_jobs``).
+
+    Returns
+    -------
+    dict
+        ``"RL"``, ``"MPC"``, ``"RL+MPC"`` -> zero-argument callables that build
+        :class:`~lgutils.value_function_mpc.agents.RLAgent`, :func:`baseline_mpc` (horizon
+        ``mpc_horizon``) and :func:`rlmpc` (horizon ``rlmpc_horizon``).
+    """
+    return {
+        "RL": partial(RLAgent, weights),
+        "MPC": partial(baseline_mpc, horizon=mpc_horizon),
+        "RL+MPC": partial(rlmpc, weights, horizon=rlmpc_horizon),
+    }
+
+
+def study_plants(n_states: int, seed: int = 0) -> dict[str, Any]:
+    """The random initial states, goals and plants of chapter 07's evaluation study.
+
+    Initial states are uniform in the box, goals uniform in {0.6, 0.7, 0.8}. A plant keeps its
+    ``(alpha, beta)`` for the whole run: ``"nominal"`` (1, 1); ``"uncertain"`` one of the robust
+    MPCs' 9 scenarios, uniformly; ``"out_of_tree"`` uniform in the box
+    :data:`OUT_OF_TREE_LOW`--:data:`OUT_OF_TREE_HIGH`, twice as wide as the scenario tree's
+    range. The same states and goals serve every plant. Everything is drawn, in this order,
+    from ``numpy.random.default_rng(seed)`` (so the draws of the first plants do not depend on
+    the later ones, and nothing random is left to the runs).
+
+    Returns
+    -------
+    dict
+        ``x0`` (n_states, 4), ``goals`` (n_states,), ``plants``: name -> ``(alpha, beta)``, two
+        arrays of shape (n_states,).
+    """
+    n_states = check_positive_int("n_states", n_states)
+    rng = np.random.default_rng(check_positive_int("seed", seed, minimum=0))
+    x0 = rng.uniform(cstr.X_LOW, cstr.X_HIGH, size=(n_states, 4))
+    goals = rng.choice(cstr.GOALS, size=n_states)
+    scen = scenario_grid(cstr.ALPHA_SCENARIOS, cstr.BETA_SCENARIOS)[rng.integers(9, size=n_states)]
+    wide = rng.uniform(OUT_OF_TREE_LOW, OUT_OF_TREE_HIGH, size=(n_states, 2))
+    ones = np.ones(n_states)
+    plants = {"nominal": (ones, ones), "uncertain": tuple(scen.T), "out_of_tree": tuple(wide.T)}
+    return {"x0": x0, "goals": goals, "plants": plants}
 
 
 def evaluation_study(
@@ -227,97 +435,48 @@ def evaluation_study(
     rlmpc_horizon: int = 5,
     mpc_horizon: int = 20,
     progress: bool = True,
+    *,
+    n_jobs: int | None = None,
+    states_per_job: int = 10,
 ) -> dict[str, Any]:
-    """The three agents from random initial states, on the nominal plant and on uncertain plants.
+    """The three agents from the states of :func:`study_plants` on every plant, and RL+MPC without V.
 
-    Initial states are uniform in the box, goals uniform in {0.6, 0.7, 0.8}; each uncertain
-    plant has one ``(alpha, beta)`` drawn uniformly from the 9 scenarios, constant over its run.
-    The same states and goals serve both plants. Everything is drawn from
-    ``numpy.random.default_rng(seed)``.
+    Runs go through :func:`evaluate` (``n_jobs``, ``states_per_job``), the agents are those of
+    :func:`study_agents`; the ablation runs RL+MPC without its terminal value
+    (``agents.rlmpc(None, terminal_value=False)``) from the same states on the nominal plant.
 
     Returns
     -------
     dict
-        ``x0`` (n_states, 4), ``goals`` (n_states,), ``alpha``, ``beta`` (n_states,) as lists,
-        ``settings`` and ``runs``: plant (``"nominal"``, ``"uncertain"``) -> agent name -> list
-        of :func:`evaluate` metric dicts.
+        ``x0``, ``goals`` and ``plants`` of :func:`study_plants` (as lists), ``settings``,
+        ``runs``: plant (``"nominal"``, ``"uncertain"``, ``"out_of_tree"``) -> agent name ->
+        list of :func:`evaluate` metric dicts, ``ablation``: ``{"nominal": {"RL+MPC (no V)":
+        [...]}}`` and ``wall_time_s`` (all runs).
     """
-    n_states = check_positive_int("n_states", n_states)
-    rng = np.random.default_rng(check_positive_int("seed", seed, minimum=0))
-    x0 = rng.uniform(cstr.X_LOW, cstr.X_HIGH, size=(n_states, 4))
-    goals = rng.choice(cstr.GOALS, size=n_states)
-    scen = scenario_grid(cstr.ALPHA_SCENARIOS, cstr.BETA_SCENARIOS)[rng.integers(9, size=n_states)]
-    agents = {
-        "RL": RLAgent(weights),
-        "MPC": baseline_mpc(horizon=mpc_horizon),
-        "RL+MPC": rlmpc(weights, horizon=rlmpc_horizon),
-    }
+    draws = study_plants(n_states, seed)
+    x0, goals = draws["x0"], draws["goals"]
+    factories = study_agents(weights, rlmpc_horizon, mpc_horizon)
+    opts = {"progress": progress, "n_jobs": n_jobs, "states_per_job": states_per_job}
+    t0 = time.perf_counter()
     runs = {
-        "nominal": evaluate(agents, x0, goals, n_steps, progress=progress),
-        "uncertain": evaluate(
-            agents, x0, goals, n_steps, scen[:, 0], scen[:, 1], progress=progress
-        ),
+        name: evaluate(factories, x0, goals, n_steps, alpha, beta, **opts)
+        for name, (alpha, beta) in draws["plants"].items()
     }
+    no_v = {"RL+MPC (no V)": partial(rlmpc, None, horizon=rlmpc_horizon, terminal_value=False)}
+    ablation = {"nominal": evaluate(no_v, x0, goals, n_steps, **opts)}
     return {
         "x0": x0.tolist(),
         "goals": goals.tolist(),
-        "alpha": scen[:, 0].tolist(),
-        "beta": scen[:, 1].tolist(),
+        "plants": {k: [a.tolist(), b.tolist()] for k, (a, b) in draws["plants"].items()},
         "settings": {
             "n_states": n_states,
             "n_steps": n_steps,
             "seed": seed,
             "rlmpc_horizon": rlmpc_horizon,
             "mpc_horizon": mpc_horizon,
+            "n_jobs": n_jobs,
         },
         "runs": runs,
+        "ablation": ablation,
+        "wall_time_s": time.perf_counter() - t0,
     }
-
-
-def _parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m lgutils.value_function_mpc.evaluation")
-    sub = parser.add_subparsers(dest="task", required=True)
-    p = sub.add_parser("evaluate", help="the three agents from random initial states (chapter 07)")
-    p.add_argument("--states", type=int, default=30)
-    p.add_argument("--steps", type=int, default=50)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=None, help="output folder (default data/cstr_eval)")
-    return parser.parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m lgutils.value_function_mpc.evaluation evaluate [--states 30] [--steps 50] [--seed 0] [--out data/cstr_eval]``.
-
-    Runs :func:`evaluation_study` with the shipped SAC agent (``data/cstr_sac``) and writes
-    ``evaluation.json`` into ``--out``, registered in the data manifest.
-    """
-    args = _parse(argv)
-    out = args.out or data_dir() / "cstr_eval"
-    out.mkdir(parents=True, exist_ok=True)
-    argv_used = sys.argv[1:] if argv is None else argv
-    command = "python -m lgutils.value_function_mpc.evaluation " + " ".join(
-        shlex.quote(a) for a in argv_used
-    )
-    run = load_cstr_run()
-    t0 = time.perf_counter()
-    study = evaluation_study(run["weights"], args.states, args.steps, args.seed)
-    wall = time.perf_counter() - t0
-    study["wall_time_s"] = round(wall, 1)
-    study["command"] = command
-    study["weights_sha256"] = sha256(data_dir() / "cstr_sac" / "weights.npz")
-    path = out / "evaluation.json"
-    path.write_text(json.dumps(study, indent=1) + "\n")
-    root = data_dir()
-    try:
-        out.resolve().relative_to(root.resolve())
-    except ValueError:
-        root = out.parent
-    record_artifact(
-        path, command=command, seed=args.seed, extra={"wall_time_s": round(wall, 1)}, root=root
-    )
-    print(f"wrote {path} in {wall:.0f} s")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
