@@ -5,6 +5,7 @@ time :class:`lgutils.mpc.MPC` on problems whose size can be dialled:
 
 - :func:`mass_chain` -- ``n`` masses coupled by springs, a force on the first one: a linear
   system with ``2 n`` states whose MPC (:func:`mass_chain_mpc`) has input and state bounds;
+  :func:`displaced_chain` is the initial state of every timing run;
 - :func:`random_mlp` -- a random tanh network as a CasADi function, to serve as a neural
   terminal cost ``V(x) = ||NN(x)||^2`` of growing width;
 - :func:`time_closed_loop` -- solve times and iterations along a receding-horizon run, with
@@ -19,7 +20,7 @@ measured in one run, never a single number from another machine.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import casadi as ca
@@ -40,6 +41,7 @@ from lgutils.mpc import (
 __all__ = [
     "WARM_STARTS",
     "mass_chain",
+    "displaced_chain",
     "mass_chain_mpc",
     "random_mlp",
     "time_closed_loop",
@@ -78,6 +80,18 @@ def mass_chain(
     Bc[n, 0] = 1.0
     M = scipy.linalg.expm(np.block([[Ac, Bc], [np.zeros((1, 2 * n + 1))]]) * dt)
     return M[: 2 * n, : 2 * n], M[: 2 * n, 2 * n :]
+
+
+def displaced_chain(n_masses: int) -> np.ndarray:
+    """The masses displaced from rest, spread evenly from 1.5 m to -1 m, at zero velocity.
+
+    Returns
+    -------
+    numpy.ndarray, shape (2 n,)
+        Positions (m) then velocities (m/s); a single mass sits at 1.5 m.
+    """
+    n = check_positive_int("n_masses", n_masses)
+    return np.concatenate([np.linspace(1.5, -1.0, n) if n > 1 else [1.5], np.zeros(n)])
 
 
 def random_mlp(n_in: int, hidden: int, depth: int = 2, seed: int = 0) -> ca.Function:
@@ -120,6 +134,7 @@ def mass_chain_mpc(
     warm_start: str = "primal warm",
     dt: float = 0.5,
     seed: int = 0,
+    ipopt: Mapping[str, Any] | None = None,
 ) -> tuple[MPC, np.ndarray, np.ndarray]:
     """The MPC of :func:`mass_chain`: quadratic cost, ``|u| <= 0.5`` N, ``|x| <= 4``.
 
@@ -135,6 +150,9 @@ def mass_chain_mpc(
         Sampling time, s.
     seed : int
         Seed of the network's weights.
+    ipopt : dict, optional
+        Extra IPOPT options of every solve, ``SolverOptions(ipopt=...)`` of the MPC (for
+        example ``{"hessian_approximation": "limited-memory"}``).
 
     Returns
     -------
@@ -159,7 +177,7 @@ def mass_chain_mpc(
         horizon,
         bounds=Bounds(u_lb=-0.5, u_ub=0.5, x_lb=np.full(nx, -4.0), x_ub=np.full(nx, 4.0)),
         solver=SolverOptions(
-            warm_start=flag, warm_ipopt=opts or None, nlpsol={"expand": nn is None}
+            ipopt=ipopt, warm_start=flag, warm_ipopt=opts or None, nlpsol={"expand": nn is None}
         ),
     )
     return mpc, A, B

@@ -163,9 +163,6 @@ PENDING = {
     "modules": {"torch_mpc.py"},
     "functions": set(),
     "cells": {
-        "04_mpc_function_approximator",
-        "05_local_global",
-        "06_practical_optimisation",
         "09_mpc_in_rl_library",
         "11_evaluation",
     },

@@ -234,6 +234,22 @@ def test_exact_curve_is_thick_pale_and_checks_lengths() -> None:
     plt.close(fig)
 
 
+def test_limits_draw_constraint_lines_with_one_legend_entry() -> None:
+    fig, ax = plotting.subplots()
+    plotting.limits(ax, [-1.0, 1.0], label="input bounds")
+    plotting.limits(ax, [0.25], axis="x", ls=":")
+    low, high, budget = ax.lines
+    np.testing.assert_allclose(low.get_ydata(), [-1.0, -1.0])
+    np.testing.assert_allclose(high.get_ydata(), [1.0, 1.0])
+    np.testing.assert_allclose(budget.get_xdata(), [0.25, 0.25])
+    assert low.get_linestyle() == "--" and budget.get_linestyle() == ":"
+    assert low.get_color() == budget.get_color() == plotting.PALETTE["vermillion"]
+    assert ax.get_legend_handles_labels()[1] == ["input bounds"]  # one entry for both bounds
+    plt.close(fig)
+    with pytest.raises(ValueError, match="axis must be 'x' or 'y'"):
+        plotting.limits(ax, [0.0], axis="z")
+
+
 # --- setup check ------------------------------------------------------------------------------
 
 

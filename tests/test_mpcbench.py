@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from scipy.integrate import solve_ivp
 
+from lgutils.mpc import MPCSolveError
 from lgutils.practical_optimisation import (
     WARM_STARTS,
+    displaced_chain,
     mass_chain,
     mass_chain_mpc,
     random_mlp,
@@ -50,3 +53,18 @@ def test_timing_helpers_return_consistent_numbers():
     assert set(WARM_STARTS) == {"cold", "primal warm", "primal-dual warm"}
     nn_mpc, _, _ = mass_chain_mpc(1, 3, nn_hidden=4)
     assert nn_mpc.policy([0.5, 0.0]).success
+
+
+def test_displaced_chain_spreads_the_masses_at_rest():
+    np.testing.assert_array_equal(displaced_chain(1), [1.5, 0.0])
+    np.testing.assert_allclose(displaced_chain(3), [1.5, 0.25, -1.0, 0.0, 0.0, 0.0])
+
+
+def test_mass_chain_mpc_passes_ipopt_options_to_every_solve():
+    mpc, _, _ = mass_chain_mpc(1, 3, ipopt={"max_iter": 1})
+    assert mpc.solver_options.ipopt == {"max_iter": 1}
+    # one IPOPT iteration cannot solve the bounded problem from a displaced state
+    with pytest.raises(MPCSolveError, match="Maximum_Iterations_Exceeded' after 1 iterations"):
+        mpc.policy(displaced_chain(1))
+    default, _, _ = mass_chain_mpc(1, 3)
+    assert default.policy(displaced_chain(1)).success

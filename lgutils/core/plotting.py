@@ -33,6 +33,7 @@ __all__ = [
     "forbidden_region",
     "mean_bars",
     "exact_curve",
+    "limits",
 ]
 
 #: Okabe-Ito colour-blind-safe palette.
@@ -323,3 +324,34 @@ def exact_curve(
     ax.plot(
         x, y, color=agent_color("LQR") if color is None else color, lw=3, alpha=0.4, label=label
     )
+
+
+# --- constraint limits as lines (chapters 04 and 06) -------------------------------------------
+
+
+def limits(
+    ax: plt.Axes,
+    values: Sequence[float],
+    label: str | None = None,
+    axis: str = "y",
+    ls: str = "--",
+) -> None:
+    """Constraint limits (input bounds, a state floor, a time budget) as lines in vermillion.
+
+    Parameters
+    ----------
+    ax : matplotlib axes
+    values : sequence of float
+        Where the limits are, in the units of the axis.
+    label : str, optional
+        Legend entry, given to the first line only.
+    axis : {"y", "x"}
+        ``"y"``: horizontal lines at ``y = value``; ``"x"``: vertical lines at ``x = value``.
+    ls : str
+        Line style.
+    """
+    if axis not in ("x", "y"):
+        raise ValueError(f"axis must be 'x' or 'y', got {axis!r}")
+    line = ax.axhline if axis == "y" else ax.axvline
+    for i, value in enumerate(values):
+        line(float(value), ls=ls, color=PALETTE["vermillion"], label=label if i == 0 else None)

@@ -1,0 +1,26 @@
+"""Claims of paper Sec. III.B (Figs. 1-2) on the full-fidelity metrics of chapter 05 (local
+actions and global optimality).
+
+Skipped until `make book` has written _build/metrics/05_local_global.json.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import book_metrics
+
+pytestmark = pytest.mark.claims
+
+
+def test_local_plan_moves_away_and_residual_ranks_returns() -> None:
+    m = book_metrics("05_local_global")
+    assert m["localglobal.plan_max_distance"] > m["localglobal.plan_initial_distance"] + 0.2
+    assert m["localglobal.plan_final_distance"] < 0.05
+    assert m["localglobal.myopic_final_distance"] > 0.5
+    assert m["localglobal.max_wall_margin"] < 1e-6
+    assert m["localglobal.residual_exact_terminal"] < 1e-8
+    assert m["localglobal.residual_return_spearman"] < -0.8
+    returns = np.asarray(m["localglobal.policy_iteration_returns"])
+    assert np.all(np.diff(returns) >= -1e-9 * np.abs(returns[:-1]))
+    assert returns[-1] == pytest.approx(m["localglobal.J_lqr"], rel=1e-6)
