@@ -170,7 +170,6 @@ PENDING = {
         "05_local_global",
         "06_practical_optimisation",
         "08_mpc_reinforce",
-        "09_mpc_in_rl_library",
         "10_exploration",
         "11_evaluation",
     },
