@@ -187,8 +187,8 @@ def q_matrix(
         Constant offset (reward units), ``>= 0``.
     """
     A, B, Q, R = _check_system(A, B, Q, R)
+    W = _noise("noise_cov", noise_cov, A.shape[0])  # checked before the solve that may fail
     P, _ = dare(A, B, Q, R, gamma)
-    W = _noise("noise_cov", noise_cov, A.shape[0])
     c = value_offset(P, W, gamma)
     g = float(gamma)
     H = np.block([[Q + g * A.T @ P @ A, g * A.T @ P @ B], [g * B.T @ P @ A, R + g * B.T @ P @ B]])
