@@ -202,6 +202,19 @@ def test_band_mean_and_std() -> None:
         plotting.band(ax, [0, 1, 2], runs, "k", "x")
 
 
+def test_runs_and_median_draw_every_run_and_the_median() -> None:
+    runs = np.array([[1.0, 5.0], [2.0, 1.0], [9.0, 3.0]])
+    fig, ax = plotting.subplots()
+    plotting.runs_and_median(ax, [0, 1], runs, "k", "PPO")
+    assert len(ax.lines) == 4  # three runs, then the median
+    np.testing.assert_allclose(ax.lines[1].get_ydata(), [2.0, 1.0])
+    np.testing.assert_allclose(ax.lines[-1].get_ydata(), [2.0, 3.0])  # the median, by hand
+    assert [h.get_label() for h in ax.get_legend_handles_labels()[0]] == ["PPO (median)"]
+    plt.close(fig)
+    with pytest.raises(ValueError, match=r"runs must have shape \(n_runs, 3\)"):
+        plotting.runs_and_median(ax, [0, 1, 2], runs, "k", "x")
+
+
 def test_state_profiles_draw_each_state_its_box_and_the_target() -> None:
     xs = np.array([[0.0, 1.0], [0.5, 3.0], [1.0, 2.0]])
     fig = plotting.state_profiles(

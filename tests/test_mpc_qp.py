@@ -292,13 +292,13 @@ def test_the_torch_layer_trains_through_the_qp_path() -> None:
     """The layer of chapter 09 on the QP path: the closed form's six outputs on case B, and
     torch's gradcheck (central differences) with input bounds strictly active and inactive."""
     pytest.importorskip("torch")
-    from lgutils.mpc_in_rl_library import torch_mpc
+    from lgutils.mpc_in_rl_library import layer, solvers
 
     rng = np.random.default_rng(0)
     phi, S = rng.uniform(-1, 1, 20), rng.normal(size=(5, 4)) * 2.0
-    got = torch_mpc.MPCSolver(case_b(QP)).solve(S, phi, sensitivities=True)
-    ref = torch_mpc.RiccatiSolver.case_b().solve(S, phi, sensitivities=True)
-    for name in torch_mpc.PolicySolution._fields:
+    got = solvers.MPCSolver(case_b(QP)).solve(S, phi, sensitivities=True)
+    ref = solvers.RiccatiSolver.case_b().solve(S, phi, sensitivities=True)
+    for name in solvers.PolicySolution._fields:
         a, b = getattr(got, name), getattr(ref, name)
         np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10 * max(1.0, np.abs(b).max()))
     mpc = linear_quadratic_mpc(2, 1, 4, bounds=Bounds(u_lb=-1.0, u_ub=1.0), solver=QP)
@@ -312,8 +312,8 @@ def test_the_torch_layer_trains_through_the_qp_path() -> None:
         }
     )
     cand = np.random.default_rng(0).normal(size=(300, 2)) * 3.0
-    S, _ = torch_mpc.gradcheck_states(mpc, phi, cand)
-    assert torch_mpc.gradcheck_layer(torch_mpc.MPCSolver(mpc), S, phi)
+    S, _ = layer.gradcheck_states(mpc, phi, cand)
+    assert layer.gradcheck_layer(solvers.MPCSolver(mpc), S, phi)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ __all__ = [
     "mean_bars",
     "exact_curve",
     "limits",
+    "runs_and_median",
 ]
 
 #: Okabe-Ito colour-blind-safe palette.
@@ -355,3 +356,42 @@ def limits(
     line = ax.axhline if axis == "y" else ax.axvline
     for i, value in enumerate(values):
         line(float(value), ls=ls, color=PALETTE["vermillion"], label=label if i == 0 else None)
+
+
+# --- every run of a learning curve, thin, under their median (chapter 09) ----------------------
+
+
+def runs_and_median(
+    ax: plt.Axes,
+    x: Sequence[float],
+    runs: np.ndarray,
+    color: str,
+    label: str,
+    *,
+    lw: float = 0.6,
+    alpha: float = 0.35,
+) -> None:
+    """Each run as a thin, faint line and the median of the runs as a thick line.
+
+    For a few runs whose spread matters more than a mean (heavy tails, a log scale), where a
+    mean +- std band (:func:`band`) would hide the single runs.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+    x : sequence of float, length E
+        Abscissa of each point (e.g. episodes used).
+    runs : array_like, shape (n_runs, E)
+        One curve per run (e.g. the regret of each run, reward units).
+    color, label : str
+        Colour of the learner; the median's legend entry is ``"<label> (median)"``, the runs
+        get none.
+    lw, alpha : float
+        Line width and opacity of the single runs.
+    """
+    runs = np.asarray(runs, dtype=float)
+    if runs.ndim != 2 or runs.shape[1] != len(x):
+        raise ValueError(f"runs must have shape (n_runs, {len(x)}), got {runs.shape}")
+    for row in runs:
+        ax.plot(x, row, color=color, lw=lw, alpha=alpha)
+    ax.plot(x, np.median(runs, axis=0), color=color, lw=2, label=f"{label} (median)")

@@ -1,4 +1,4 @@
-"""Tests of lgutils.mpc_in_rl_library.torch_mpc: the differentiable MPC layer, its SB3 policy and predict wrapper.
+"""Tests of lgutils.mpc_in_rl_library: the differentiable MPC layer, its SB3 policy and predict wrapper.
 
 The references are independent of the layer: central finite differences (torch's gradcheck),
 the CasADi/IPOPT MPC against the closed-form Riccati solver, a hand-written rollout loop against
@@ -18,7 +18,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from lgutils.core.envs import LinearQuadraticEnv
 from lgutils.mpc import Bounds, Constraints, MPCSolveError, SolverOptions, linear_quadratic_mpc
-from lgutils.mpc_in_rl_library import torch_mpc
+from lgutils.mpc_in_rl_library import layer, ppo, sb3, solvers
 from lgutils.mpc_reinforce import model, reinforce
 
 torch.set_num_threads(1)
@@ -56,7 +56,7 @@ def test_stage_gains_are_the_gains_of_shorter_horizons() -> None:
     env = model.case_b()
     rng = np.random.default_rng(3)
     A, B = rng.uniform(-1, 1, (4, 4)), rng.uniform(-1, 1, (4, 1))
-    gains = torch_mpc._stage_gains(A, B, env.Q, env.R, 5)
+    gains = solvers.stage_gains(A, B, env.Q, env.R, 5)
     for k in range(5):
         np.testing.assert_allclose(gains[k], model.mpc_gain(A, B, env.Q, env.R, horizon=5 - k))
     assert np.all(gains[-1] == 0.0)
@@ -67,19 +67,19 @@ def test_riccati_solver_matches_the_casadi_mpc(case_b_mpc) -> None:
     rng = np.random.default_rng(0)
     phi = rng.uniform(-1, 1, 20)
     S = rng.normal(size=(5, 4)) * 2.0
-    ref = torch_mpc.MPCSolver(case_b_mpc).solve(S, phi, sensitivities=True)
-    got = torch_mpc.RiccatiSolver.case_b().solve(S, phi, sensitivities=True)
-    for field in torch_mpc.PolicySolution._fields:
+    ref = solvers.MPCSolver(case_b_mpc).solve(S, phi, sensitivities=True)
+    got = solvers.RiccatiSolver.case_b().solve(S, phi, sensitivities=True)
+    for field in solvers.PolicySolution._fields:
         a, b = getattr(got, field), getattr(ref, field)
         np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-9 * max(1.0, np.abs(b).max()))
     # V is the cost of the plan: x^T P_0 x with the Riccati P_0 of the model
-    no_sens = torch_mpc.RiccatiSolver.case_b().solve(S, phi)
+    no_sens = solvers.RiccatiSolver.case_b().solve(S, phi)
     assert no_sens.d_action_d_phi is None
     np.testing.assert_allclose(no_sens.actions, ref.actions, rtol=1e-8)
 
 
 def test_riccati_solver_validates_and_reports_overflow() -> None:
-    solver = torch_mpc.RiccatiSolver.case_b()
+    solver = solvers.RiccatiSolver.case_b()
     with pytest.raises(ValueError, match="S must have shape"):
         solver.solve(np.zeros((2, 3)), np.zeros(20))
     with pytest.raises(ValueError, match="phi must be a vector"):
@@ -95,30 +95,30 @@ def test_riccati_solver_validates_and_reports_overflow() -> None:
 def test_mpc_solver_rejects_an_mpc_with_memory() -> None:
     mpc = linear_quadratic_mpc(2, 1, 3, move_weight=[1.0])
     with pytest.raises(ValueError, match="use_u_prev"):
-        torch_mpc.MPCSolver(mpc)
+        solvers.MPCSolver(mpc)
     with pytest.raises(ValueError, match="method must be"):
-        torch_mpc.MPCSolver(linear_quadratic_mpc(2, 1, 3), method="threads")
+        solvers.MPCSolver(linear_quadratic_mpc(2, 1, 3), method="threads")
 
 
 # ------------------------------------------------------------------------------ gradcheck
 def test_gradcheck_unconstrained(lq_unconstrained) -> None:
     S = np.random.default_rng(1).normal(size=(3, 2)) * 2.0
     phi = lq_unconstrained.flatten_phi(PHI_LQ)
-    assert torch_mpc.gradcheck_layer(torch_mpc.MPCSolver(lq_unconstrained), S, phi)
+    assert layer.gradcheck_layer(solvers.MPCSolver(lq_unconstrained), S, phi)
 
 
 def test_gradcheck_input_constrained(lq_unconstrained, lq_constrained) -> None:
     """Bounds strictly active and strictly inactive (u_0 and later inputs), never at a kink."""
     phi = lq_constrained.flatten_phi(PHI_LQ)
     cand = np.random.default_rng(0).normal(size=(300, 2)) * 3.0
-    S, labels = torch_mpc.gradcheck_states(lq_constrained, phi, cand)
-    assert labels == list(torch_mpc.GRADCHECK_CATEGORIES)
+    S, labels = layer.gradcheck_states(lq_constrained, phi, cand)
+    assert labels == list(layer.GRADCHECK_CATEGORIES)
     for s, label in zip(S, labels, strict=True):
-        act = torch_mpc.active_set(lq_constrained, s, phi)
+        act = layer.active_set(lq_constrained, s, phi)
         assert (label == "no input on a bound") == (not act.any())
-    assert torch_mpc.gradcheck_layer(torch_mpc.MPCSolver(lq_constrained), S, phi)
-    sens = torch_mpc.MPCSolver(lq_constrained).solve(S, phi, sensitivities=True)
-    free = torch_mpc.MPCSolver(lq_unconstrained).solve(S, phi, sensitivities=True)
+    assert layer.gradcheck_layer(solvers.MPCSolver(lq_constrained), S, phi)
+    sens = solvers.MPCSolver(lq_constrained).solve(S, phi, sensitivities=True)
+    free = solvers.MPCSolver(lq_unconstrained).solve(S, phi, sensitivities=True)
     # u_0 pinned to a bound does not move (exact zero derivative, and u_0 = +-1)
     np.testing.assert_allclose(sens.actions[:2, 0], [1.0, -1.0], atol=1e-7)
     np.testing.assert_allclose(sens.d_action_d_phi[:2], 0.0, atol=1e-8)
@@ -130,8 +130,8 @@ def test_gradcheck_input_constrained(lq_unconstrained, lq_constrained) -> None:
 
 def test_gradcheck_riccati_solver() -> None:
     rng = np.random.default_rng(2)
-    assert torch_mpc.gradcheck_layer(
-        torch_mpc.RiccatiSolver.case_b(), rng.normal(size=(3, 4)), rng.uniform(-1, 1, 20)
+    assert layer.gradcheck_layer(
+        solvers.RiccatiSolver.case_b(), rng.normal(size=(3, 4)), rng.uniform(-1, 1, 20)
     )
 
 
@@ -141,13 +141,13 @@ def test_layer_module_gradient_matches_finite_differences(case_b_mpc) -> None:
     A, B = rng.uniform(-1, 1, (4, 4)), rng.uniform(-1, 1, (4, 1))
     S = rng.normal(size=(6, 4))
     w = rng.normal(size=6)
-    layer = torch_mpc.MPCLayer(torch_mpc.MPCSolver(case_b_mpc), {"A": A, "B": B}, with_value=True)
-    u, V = layer(torch.tensor(S, dtype=torch.float32))  # float32 in, float64 out
+    net = layer.MPCLayer(solvers.MPCSolver(case_b_mpc), {"A": A, "B": B}, with_value=True)
+    u, V = net(torch.tensor(S, dtype=torch.float32))  # float32 in, float64 out
     assert u.dtype == torch.float64 and u.shape == (6, 1) and V.shape == (6,)
     (torch.tensor(w) @ u[:, 0] + V.sum()).backward()
-    grad = np.concatenate([layer.phi["A"].grad.numpy().ravel(), layer.phi["B"].grad.numpy()[:, 0]])
+    grad = np.concatenate([net.phi["A"].grad.numpy().ravel(), net.phi["B"].grad.numpy()[:, 0]])
     S32 = S.astype(np.float32).astype(float)
-    solver = torch_mpc.RiccatiSolver.case_b()
+    solver = solvers.RiccatiSolver.case_b()
 
     def loss(phi: np.ndarray) -> float:
         sol = solver.solve(S32, phi)
@@ -161,30 +161,30 @@ def test_layer_module_gradient_matches_finite_differences(case_b_mpc) -> None:
 def test_no_sensitivities_without_gradients(case_b_mpc) -> None:
     calls = []
 
-    class Spy(torch_mpc.RiccatiSolver):
+    class Spy(solvers.RiccatiSolver):
         def solve(self, S, phi, sensitivities=False):
             calls.append(sensitivities)
             return super().solve(S, phi, sensitivities)
 
-    layer = torch_mpc.MPCLayer(Spy.case_b(), np.zeros(20))
+    net = layer.MPCLayer(Spy.case_b(), np.zeros(20))
     with torch.no_grad():
-        layer(torch.zeros(2, 4))
-    layer(torch.zeros(2, 4))
+        net(torch.zeros(2, 4))
+    net(torch.zeros(2, 4))
     assert calls == [False, True]
 
 
 def test_layer_input_checks() -> None:
-    solver = torch_mpc.RiccatiSolver.case_b()
+    solver = solvers.RiccatiSolver.case_b()
     phi = torch.zeros(20, dtype=torch.float64)
     with pytest.raises(ValueError, match="float64"):
-        torch_mpc.mpc_layer(torch.zeros(2, 4), phi, solver)
+        layer.mpc_layer(torch.zeros(2, 4), phi, solver)
     with pytest.raises(ValueError, match="shape"):
-        torch_mpc.mpc_layer(torch.zeros(2, 3, dtype=torch.float64), phi, solver)
+        layer.mpc_layer(torch.zeros(2, 3, dtype=torch.float64), phi, solver)
     with pytest.raises(ValueError, match="finite"):
-        torch_mpc.mpc_layer(torch.full((2, 4), float("nan"), dtype=torch.float64), phi, solver)
+        layer.mpc_layer(torch.full((2, 4), float("nan"), dtype=torch.float64), phi, solver)
     with pytest.raises(ValueError, match="keys"):
-        torch_mpc.MPCLayer(solver, {"A": np.eye(4)})
-    one = torch_mpc.mpc_layer(torch.ones(4, dtype=torch.float64), phi, solver)
+        layer.MPCLayer(solver, {"A": np.eye(4)})
+    one = layer.mpc_layer(torch.ones(4, dtype=torch.float64), phi, solver)
     assert one.shape == (1,)
 
 
@@ -203,17 +203,17 @@ def test_failed_solve_raises_through_the_layer() -> None:
     phi = {"A": np.eye(2), "B": [[0.0], [1.0]], "Q": np.eye(2), "R": [[1.0]]}
     S = torch.tensor([[0.0, 0.0], [5.0, 5.0]])
     for method in ("loop", "map"):
-        layer = torch_mpc.MPCLayer(torch_mpc.MPCSolver(mpc, method=method), phi)
+        net = layer.MPCLayer(solvers.MPCSolver(mpc, method=method), phi)
         for grad in (True, False):
             if grad and method == "map":
                 continue  # sensitivities always use the loop
             with torch.set_grad_enabled(grad), pytest.raises(MPCSolveError) as info:
-                layer(S)
+                net(S)
             assert info.value.index == 1
             np.testing.assert_allclose(info.value.state, [5.0, 5.0])
-            assert layer.phi["A"].grad is None  # nothing was propagated
+            assert net.phi["A"].grad is None  # nothing was propagated
     # the feasible state alone solves
-    np.testing.assert_allclose(layer(S[:1]).detach().numpy(), [[0.0]], atol=1e-8)
+    np.testing.assert_allclose(net(S[:1]).detach().numpy(), [[0.0]], atol=1e-8)
 
 
 # ------------------------------------------------------------------------------ SB3
@@ -222,9 +222,9 @@ def _obs_space(n: int) -> gym.spaces.Box:
 
 
 def test_policy_is_an_actor_critic_with_the_mpc_as_mean() -> None:
-    solver = torch_mpc.RiccatiSolver.case_b()
+    solver = solvers.RiccatiSolver.case_b()
     phi = np.random.default_rng(5).uniform(-1, 1, 20)
-    policy = torch_mpc.MPCActorCriticPolicy(
+    policy = sb3.MPCActorCriticPolicy(
         _obs_space(4),
         gym.spaces.Box(-100.0, 100.0, (1,), np.float32),
         lambda _: 1e-3,
@@ -243,13 +243,13 @@ def test_policy_is_an_actor_critic_with_the_mpc_as_mean() -> None:
     np.testing.assert_allclose(action, mean, rtol=1e-6)
     assert policy.predict_values(torch.as_tensor(obs)).shape == (5, 1)
     with pytest.raises(ValueError, match="observation_space"):
-        torch_mpc.MPCActorCriticPolicy(
+        sb3.MPCActorCriticPolicy(
             _obs_space(3), policy.action_space, lambda _: 1e-3, solver=solver, phi_init=phi
         )
 
 
 def test_episode_end_is_a_termination() -> None:
-    env = torch_mpc.EpisodeEndIsTermination(LinearQuadraticEnv.case_study_b())
+    env = sb3.EpisodeEndIsTermination(LinearQuadraticEnv.case_study_b())
     env.reset(seed=0)
     flags = [env.step(np.zeros(1))[2:4] for _ in range(10)]
     assert flags[-1] == (True, False) and all(f == (False, False) for f in flags[:-1])
@@ -267,8 +267,8 @@ def test_ppo_runs_and_changes_phi_identically_with_both_solvers(case_b_mpc) -> N
         learning_rate=1e-2,
         log_std_init=np.log(0.3),
     )
-    ipopt = torch_mpc.train_ppo(torch_mpc.MPCSolver(case_b_mpc), phi0, 4, **settings)
-    closed = torch_mpc.train_ppo(torch_mpc.RiccatiSolver.case_b(), phi0, 4, **settings)
+    ipopt = ppo.train_ppo(solvers.MPCSolver(case_b_mpc), phi0, 4, **settings)
+    closed = ppo.train_ppo(solvers.RiccatiSolver.case_b(), phi0, 4, **settings)
     assert ipopt.steps == 320 and ipopt.phi.shape == (5, 20)
     np.testing.assert_array_equal(ipopt.episodes, [0, 8, 16, 24, 32])
     np.testing.assert_allclose(ipopt.phi[0], phi0)
@@ -312,14 +312,14 @@ def _vec_env(n_envs: int, seed: int) -> DummyVecEnv:
 def test_evaluate_policy_scores_an_mpc_agent(case_b_mpc) -> None:
     env = model.case_b()
     phi = {"A": env.A, "B": env.B}
-    agent = torch_mpc.SB3Agent(case_b_mpc, phi)
+    agent = sb3.SB3Agent(case_b_mpc, phi)
     mean, _ = evaluate_policy(agent, _vec_env(1, 123), n_eval_episodes=5)
     manual = _manual_returns(lambda x: case_b_mpc.policy(x, phi).action, 1, 5, 123, False)
     assert mean == pytest.approx(manual.mean(), abs=1e-5)  # Monitor rounds returns to 1e-6
     # the closed-form solver and a plain batch callable score the same episodes alike
     for other in (
-        torch_mpc.SB3Agent(torch_mpc.RiccatiSolver.case_b(), model.join_phi(env.A, env.B)),
-        torch_mpc.SB3Agent(lambda X: -X @ model.mpc_gain(env.A, env.B, env.Q, env.R).T),
+        sb3.SB3Agent(solvers.RiccatiSolver.case_b(), model.join_phi(env.A, env.B)),
+        sb3.SB3Agent(lambda X: -X @ model.mpc_gain(env.A, env.B, env.Q, env.R).T),
     ):
         assert evaluate_policy(other, _vec_env(1, 123), n_eval_episodes=5)[0] == pytest.approx(
             mean, abs=1e-5
@@ -331,7 +331,7 @@ def test_evaluate_policy_keeps_the_previous_input_per_environment() -> None:
     env = model.case_b()
     mpc = linear_quadratic_mpc(4, 1, 3, terminal_cost=False, move_weight=[0.05])
     phi = {"A": env.A, "B": env.B, "Q": env.Q, "R": env.R}
-    agent = torch_mpc.SB3Agent(mpc, phi)
+    agent = sb3.SB3Agent(mpc, phi)
     rets, lens = evaluate_policy(
         agent, _vec_env(2, 11), n_eval_episodes=4, return_episode_rewards=True
     )
@@ -353,9 +353,9 @@ def test_evaluate_policy_keeps_the_previous_input_per_environment() -> None:
 
 def test_sb3_agent_rejects_unknown_agents() -> None:
     with pytest.raises(ValueError, match="agent must be"):
-        torch_mpc.SB3Agent(42)
+        sb3.SB3Agent(42)
     with pytest.raises(ValueError, match="phi is required"):
-        torch_mpc.SB3Agent(torch_mpc.RiccatiSolver.case_b())
+        sb3.SB3Agent(solvers.RiccatiSolver.case_b())
 
 
 # ------------------------------------------------------------------------------ case B helpers
@@ -365,7 +365,7 @@ def test_case_b_expected_returns_match_monte_carlo() -> None:
     lq = LinearQuadraticEnv.case_study_b()
     rng = np.random.default_rng(8)
     phi = np.stack([model.join_phi(env.A, env.B), rng.uniform(-1, 1, 20)])
-    exact = torch_mpc.case_b_expected_returns(phi[None], action_std=0.05)
+    exact = ppo.case_b_expected_returns(phi[None], action_std=0.05)
     assert exact.shape == (1, 2)
     for j in range(2):
         K = model.mpc_gain(*model.split_phi(phi[j], 4, 1), env.Q, env.R)
@@ -381,7 +381,7 @@ def test_case_b_expected_returns_match_monte_carlo() -> None:
 def test_case_b_mismatch() -> None:
     env = model.case_b()
     phi = np.random.default_rng(9).uniform(-1, 1, (3, 20))
-    mA, mB = torch_mpc.case_b_mismatch(phi)
+    mA, mB = ppo.case_b_mismatch(phi)
     for i in range(3):
         assert mA[i] == pytest.approx(np.linalg.norm(phi[i, :16].reshape(4, 4) - env.A))
         assert mB[i] == pytest.approx(np.linalg.norm(phi[i, 16:] - env.B.ravel()))
