@@ -165,7 +165,7 @@ PENDING = {
     "cells": {"11_evaluation"},
     "cycles": set(),
     "private": set(),
-    "lazy": {"nn.py"},
+    "lazy": set(),
 }
 
 
