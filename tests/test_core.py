@@ -139,7 +139,11 @@ def test_outside_a_checkout_artifacts_are_fetched_and_verified(
 def test_every_data_file_is_in_the_manifest_and_verifies() -> None:
     root = paths.repo_root() / "data"
     listed = set(paths.load_manifest(root))
-    on_disk = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+    on_disk = {
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    }  # hidden folders are a training run's transient checkpoints
     on_disk -= {paths.MANIFEST_NAME, "README.md"}
     assert on_disk == listed
     for name in listed:
