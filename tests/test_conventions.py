@@ -162,7 +162,7 @@ CODE = (
 PENDING = {
     "modules": set(),
     "functions": set(),
-    "cells": {"11_evaluation"},
+    "cells": set(),
     "cycles": set(),
     "private": set(),
     "lazy": set(),

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import torch
 
-from lgutils import getting_started
 from lgutils.core import metrics, paths, plotting, seeding, validate
 
 REPO = paths.repo_root()
@@ -265,17 +264,3 @@ def test_limits_draw_constraint_lines_with_one_legend_entry() -> None:
     plt.close(fig)
     with pytest.raises(ValueError, match="axis must be 'x' or 'y'"):
         plotting.limits(ax, [0.0], axis="z")
-
-
-# --- setup check ------------------------------------------------------------------------------
-
-
-def test_setup_check_reports_missing_package(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(getting_started.REQUIRED, "surely-not-installed-pkg", "1.0")
-    bad = [r for r in getting_started.stack_versions() if not r.ok]
-    assert [r.name for r in bad] == ["surely-not-installed-pkg"] and "make test" in bad[0].fix
-
-
-def test_casadi_check_finds_known_optimum() -> None:
-    result = getting_started.check_casadi()
-    assert result.ok, result.detail
