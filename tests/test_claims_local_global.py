@@ -14,13 +14,14 @@ pytestmark = pytest.mark.claims
 
 
 def test_local_plan_moves_away_and_residual_ranks_returns() -> None:
+    """(The notebook asserts that the plan arrives, that the wall holds, that the exact terminal
+    cost has zero residual and that policy iteration never gets worse.)"""
     m = book_metrics("05_local_global")
+    # the plan moves well away from the goal before it arrives; the myopic agent never does
     assert m["localglobal.plan_max_distance"] > m["localglobal.plan_initial_distance"] + 0.2
-    assert m["localglobal.plan_final_distance"] < 0.05
     assert m["localglobal.myopic_final_distance"] > 0.5
-    assert m["localglobal.max_wall_margin"] < 1e-6
-    assert m["localglobal.residual_exact_terminal"] < 1e-8
     assert m["localglobal.residual_return_spearman"] < -0.8
+    # policy iteration by fitted MPC values ends at the Riccati solution and at the LQR return
+    assert m["localglobal.policy_iteration_final_P_rel_gap"] < 1e-8
     returns = np.asarray(m["localglobal.policy_iteration_returns"])
-    assert np.all(np.diff(returns) >= -1e-9 * np.abs(returns[:-1]))
     assert returns[-1] == pytest.approx(m["localglobal.J_lqr"], rel=1e-6)

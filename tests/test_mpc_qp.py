@@ -137,6 +137,21 @@ def test_general_qp_agrees_with_ipopt_policy_q_and_sensitivities() -> None:
 # ---------------------------------------------------------------------------------------------
 # sensitivities: the closed forms of case study B and finite differences
 # ---------------------------------------------------------------------------------------------
+def test_one_step_horizon_sensitivity_equals_the_closed_form() -> None:
+    """H = 1: ``u = -gamma (R + gamma B'PB)^{-1} B'PA s`` (parts of the solution that are
+    structurally zero at H = 1 keep their place in the QP path's output)."""
+    rng = np.random.default_rng(3)
+    A, B = rng.normal(size=(3, 3)) * 0.5, rng.normal(size=(3, 1))
+    M = rng.normal(size=(3, 3))
+    Q, R, P, gamma = np.eye(3), np.eye(1), M @ M.T + np.eye(3), 0.9
+    phi = {"A": A, "B": B, "Q": Q, "R": R, "P": P}
+    sens = linear_quadratic_mpc(3, 1, 1, discount=gamma, solver=QP).policy_sensitivity(
+        np.ones(3), phi
+    )
+    K = gamma * np.linalg.solve(R + gamma * B.T @ P @ B, B.T @ P @ A)
+    np.testing.assert_allclose(sens.d_action_d_state, -K, rtol=1e-10, atol=1e-12)
+
+
 def test_unconstrained_sensitivity_equals_the_closed_form(pairs) -> None:
     mqp = pairs[None][0]
     for A, B, s in random_problems(2, 10):
