@@ -25,6 +25,7 @@ from _conventions import (
     toc_notebooks,
     unknown_parameters,
     unparsed_parameters,
+    widget_imports,
 )
 
 NOTEBOOKS = sorted((ROOT / "chapters").glob("*.ipynb"))
@@ -243,3 +244,10 @@ def test_import_checks_find_cycles_private_names_and_lazy_imports(tmp_path: Path
     assert import_cycles(graph) == [["pkg.a", "pkg.b", "pkg.a"]]
     assert private_imports(mods, root=tmp_path) == ["b.py:1 imports pkg.a._private"]
     assert function_level_imports(mods, root=tmp_path) == ["a.py:4 imports json inside a function"]
+
+
+def test_progress_bars_are_text_not_widgets(tmp_path: Path) -> None:
+    assert widget_imports(MODULES + NOTEBOOKS) == []
+    bad = tmp_path / "bad.py"
+    bad.write_text("import numpy\nfrom tqdm.auto import tqdm\n")
+    assert widget_imports([bad]) == ["bad.py:2"]

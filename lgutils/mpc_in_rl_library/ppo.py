@@ -157,7 +157,7 @@ class PPOHistory(BaseCallback):
 
     def _on_training_start(self) -> None:
         if self.n_rollouts is not None:
-            from tqdm.auto import tqdm
+            from tqdm import tqdm
 
             self._bar = tqdm(total=self.n_rollouts, desc="PPO rollouts", leave=False)
 

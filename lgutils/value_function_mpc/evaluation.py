@@ -206,7 +206,7 @@ def evaluate(
     betas = np.ones(n) if betas is None else as_vector("betas", betas, n)
     jobs = [(name, i) for i in range(n) for name in agents]
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         jobs = tqdm(jobs, desc="closed-loop runs", leave=False)
     out: dict[str, list[dict[str, Any]]] = {name: [] for name in agents}

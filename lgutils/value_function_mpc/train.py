@@ -195,7 +195,7 @@ class _Progress:
 
             def _on_training_start(self):
                 if self.progress:
-                    from tqdm.auto import tqdm
+                    from tqdm import tqdm
 
                     self.bar = tqdm(
                         total=self.total, initial=self.done0, desc="SAC+HER on CSTR", unit="step"
