@@ -19,7 +19,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 from lgutils.core.envs import LinearQuadraticEnv
 from lgutils.mpc import Bounds, Constraints, MPCSolveError, SolverOptions, linear_quadratic_mpc
 from lgutils.mpc_in_rl_library import layer, ppo, sb3, solvers
-from lgutils.mpc_reinforce import model, reinforce
+from lgutils.mpc_reinforce import bounded, model, reinforce
 
 torch.set_num_threads(1)
 
@@ -32,6 +32,15 @@ PHI_LQ = {
     "P": np.diag([2.0, 1.0]),
 }
 TIGHT = {"tol": 1e-12}
+#: PPO settings of a few hundred steps (4 environments, 2 episodes each per rollout).
+SMALL_PPO = dict(
+    n_envs=4,
+    episodes_per_env=2,
+    n_epochs=2,
+    batch_size=40,
+    learning_rate=1e-2,
+    log_std_init=np.log(0.3),
+)
 
 
 @pytest.fixture(scope="module")
@@ -258,15 +267,7 @@ def test_episode_end_is_a_termination() -> None:
 def test_ppo_runs_and_changes_phi_identically_with_both_solvers(case_b_mpc) -> None:
     """A few hundred PPO steps through IPOPT (MPCSolver) change phi exactly as the closed form."""
     phi0 = reinforce.run_reinforce([7], n_updates=0).phi[0, 0]
-    settings = dict(
-        seed=3,
-        n_envs=4,
-        episodes_per_env=2,
-        n_epochs=2,
-        batch_size=40,
-        learning_rate=1e-2,
-        log_std_init=np.log(0.3),
-    )
+    settings = dict(seed=3, **SMALL_PPO)
     ipopt = ppo.train_ppo(solvers.MPCSolver(case_b_mpc), phi0, 4, **settings)
     closed = ppo.train_ppo(solvers.RiccatiSolver.case_b(), phi0, 4, **settings)
     assert ipopt.steps == 320 and ipopt.phi.shape == (5, 20)
@@ -385,3 +386,132 @@ def test_case_b_mismatch() -> None:
     for i in range(3):
         assert mA[i] == pytest.approx(np.linalg.norm(phi[i, :16].reshape(4, 4) - env.A))
         assert mB[i] == pytest.approx(np.linalg.norm(phi[i, 16:] - env.B.ravel()))
+
+
+# ------------------------------------------------------------------------------ the QP route
+
+
+def test_ppo_through_the_qp_route_is_the_closed_form() -> None:
+    """The unconstrained MPC through MPCSolver(method="qp") trains exactly as the Riccati form."""
+    phi0 = reinforce.run_reinforce([7], n_updates=0).phi[0, 0]
+    mpc_qp = model.case_b_mpc(horizon=5, solver=SolverOptions(method="qp"))
+    qp = ppo.train_ppo(solvers.MPCSolver(mpc_qp, method="map"), phi0, 3, seed=3, **SMALL_PPO)
+    closed = ppo.train_ppo(solvers.RiccatiSolver.case_b(), phi0, 3, seed=3, **SMALL_PPO)
+    assert np.linalg.norm(qp.phi[-1] - phi0) > 1e-2
+    np.testing.assert_allclose(qp.phi, closed.phi, atol=1e-8)
+    np.testing.assert_allclose(qp.log_std, closed.log_std, atol=1e-8)
+
+
+def test_bounded_qp_solver_is_the_active_set_solution() -> None:
+    """MPCSolver on the input-bounded QP: chapter 08's exact box-QP solution and derivative."""
+    env = model.case_b()
+    u_max = 1.0
+    box = model.case_b_mpc(
+        horizon=5, bounds=Bounds(-u_max, u_max), solver=SolverOptions(method="qp")
+    )
+    rng = np.random.default_rng(11)
+    phi = rng.uniform(-1, 1, 20)
+    A, B = model.split_phi(phi, 4, 1)
+    S = rng.normal(size=(12, 4)) * 2.0
+    sol = solvers.MPCSolver(box, method="map").solve(S, phi, sensitivities=True)
+    ref = bounded.solve_box_qp(A, B, env.Q, env.R, S, u_max)
+    np.testing.assert_allclose(sol.actions, ref.U[0, :, :1], atol=1e-7)
+    saturated = 0
+    for i, s in enumerate(S):
+        u0, du, active = bounded.bounded_action_jacobian(s, A, B, env.Q, env.R, u_max)
+        saturated += active[0] != 0
+        np.testing.assert_allclose(sol.d_action_d_phi[i], du, atol=1e-6 * max(1, np.abs(du).max()))
+    assert 0 < saturated < len(S)  # both kinds of state were checked
+
+
+class _Recorder(gym.Wrapper):
+    """Records the actions the environment receives."""
+
+    def __init__(self, env: gym.Env, log: list) -> None:
+        super().__init__(env)
+        self.log = log
+
+    def step(self, action):
+        self.log.append(np.array(action, dtype=float))
+        return self.env.step(action)
+
+
+def test_bounded_ppo_acts_inside_the_actuator_limit() -> None:
+    """PPO on the bounded MPC, actuator limit as the action space: every applied action in it."""
+    box = model.case_b_mpc(horizon=5, bounds=Bounds(-0.5, 0.5), solver=SolverOptions(method="qp"))
+    phi0 = reinforce.run_reinforce([5], n_updates=0).phi[0, 0]
+    log: list = []
+
+    def limited():
+        env = LinearQuadraticEnv.case_study_b(action_low=-0.5, action_high=0.5)
+        return _Recorder(env, log)
+
+    run = ppo.train_ppo(solvers.MPCSolver(box), phi0, 2, seed=1, make_env=limited, **SMALL_PPO)
+    assert run.phi.shape == (3, 20) and np.linalg.norm(run.phi[-1] - phi0) > 0
+    applied = np.concatenate(log)
+    assert applied.size == run.steps
+    assert np.abs(applied).max() <= 0.5  # SB3 clipped the Gaussian samples to the box
+    assert np.sum(np.abs(applied) == 0.5) > 0  # and some were clipped
+
+
+def test_train_ppo_runs_are_the_single_runs() -> None:
+    """Runs through joblib (1 or 2 processes) equal train_ppo called run by run."""
+    seeds = [4, 9]
+    phi0 = reinforce.run_reinforce(seeds, n_updates=0).phi[:, 0]
+    single = [
+        ppo.train_ppo(solvers.RiccatiSolver.case_b(), p, 2, seed=s, **SMALL_PPO)
+        for p, s in zip(phi0, seeds, strict=True)
+    ]
+    for n_jobs in (1, 2):
+        runs = ppo.train_ppo_runs(
+            solvers.RiccatiSolver.case_b, phi0, seeds, 2, n_jobs=n_jobs, **SMALL_PPO
+        )
+        for a, b in zip(runs, single, strict=True):
+            np.testing.assert_array_equal(a.phi, b.phi)
+            np.testing.assert_array_equal(a.log_std, b.log_std)
+    with pytest.raises(ValueError, match="make_solver must be callable"):
+        ppo.train_ppo_runs(solvers.RiccatiSolver.case_b(), phi0, seeds, 2)
+    with pytest.raises(ValueError, match="phi_init"):
+        ppo.train_ppo_runs(solvers.RiccatiSolver.case_b, phi0[:1], seeds, 2)
+
+
+# ------------------------------------------------------------------------------ scoring runs
+def test_case_b_bounded_returns_is_chapter_08s_monte_carlo() -> None:
+    """The true model draws exactly the episodes of bounded_reference_returns; shapes, chunks."""
+    env = model.case_b()
+    ref = bounded.bounded_reference_returns(1.0, n_episodes=300, seed=4)
+    true = model.join_phi(env.A, env.B)
+    assert ppo.case_b_bounded_returns(true, 1.0, n_episodes=300, seed=4) == ref["J_true_model_mpc"]
+    phi = np.random.default_rng(2).uniform(-1, 1, (2, 3, 20))
+    J = ppo.case_b_bounded_returns(phi, 1.0, n_episodes=50, seed=1)
+    assert J.shape == (2, 3)
+    np.testing.assert_allclose(
+        ppo.case_b_bounded_returns(phi, 1.0, n_episodes=50, seed=1, chunk=1), J, rtol=1e-12
+    )
+    with pytest.raises(ValueError, match="phi must have shape"):
+        ppo.case_b_bounded_returns(np.zeros(19), 1.0)
+
+
+def test_case_b_bounded_returns_without_a_binding_bound_is_the_exact_return() -> None:
+    """With a bound no input reaches, the Monte Carlo return estimates the exact expected return."""
+    env = model.case_b()
+    phi = model.join_phi(env.A, env.B)
+    # 8 independent estimates of 500 episodes each: their mean and its standard error
+    G = [ppo.case_b_bounded_returns(phi, 1e6, n_episodes=500, seed=s) for s in range(8)]
+    exact = ppo.case_b_expected_returns(phi)
+    assert abs(np.mean(G) - exact) < 4 * np.std(G, ddof=1) / np.sqrt(len(G))
+
+
+def test_paired_comparison_on_known_differences() -> None:
+    b = np.random.default_rng(3).normal(size=10)
+    out = ppo.paired_comparison(b + 1.0, b)
+    assert out["median_difference"] == pytest.approx(1.0)
+    assert out["ci_low"] == pytest.approx(1.0) and out["ci_high"] == pytest.approx(1.0)
+    assert out["n_a_better"] == 10 and out["n"] == 10
+    assert out["p_value"] == pytest.approx(2 / 2**10)  # exact two-sided signed-rank test
+    assert out["median_b"] == pytest.approx(np.median(b))
+    assert out["q25_a"] == pytest.approx(np.quantile(b, 0.25) + 1.0)
+    same = ppo.paired_comparison(b, b)
+    assert same["p_value"] == 1.0 and same["median_difference"] == 0.0
+    with pytest.raises(ValueError, match="b"):
+        ppo.paired_comparison(b, b[:3])

@@ -4,9 +4,16 @@
   (:class:`lgutils.mpc_in_rl_library.sb3.MPCActorCriticPolicy`), one rollout a batch of
   complete episodes, recording the model after every rollout (:class:`PPORun`, through the
   callback :class:`PPOHistory`);
+- :func:`train_ppo_runs` -- independent runs of :func:`train_ppo` (one per seed), serially or
+  on several processes through :mod:`joblib`, with the same numbers either way;
 - :func:`case_b_expected_returns` and :func:`case_b_mismatch` -- the exact expected return and
   the model mismatch of learned models ``phi = [vec(A_phi); vec(B_phi)]``, the measures of
-  Fig. 4 (chapter 08), for any number of models at once.
+  Fig. 4 (chapter 08), for any number of models at once;
+- :func:`case_b_bounded_returns` -- the same return measure for the input-bounded MPC
+  (:mod:`lgutils.mpc_reinforce.bounded`), which has no closed form: Monte Carlo on common
+  random numbers;
+- :func:`paired_comparison` -- two algorithms' final returns over the same runs: medians,
+  quartiles, the median paired difference with a bootstrap interval, and a signed-rank test.
 
 Shapes: ``n_phi = 20`` (case study B: ``A_phi`` 4x4, ``B_phi`` 4x1, row-major), ``E`` rollouts.
 """
@@ -19,23 +26,33 @@ from typing import Any, NamedTuple
 
 import gymnasium as gym
 import numpy as np
+import torch
+from scipy import stats
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 
 from lgutils.core.envs import LinearQuadraticEnv
-from lgutils.core.validate import as_array, check_in_open_interval, check_positive_int
+from lgutils.core.validate import (
+    as_array,
+    as_vector,
+    check_in_open_interval,
+    check_positive_int,
+)
 from lgutils.mpc_in_rl_library.sb3 import EpisodeEndIsTermination, MPCActorCriticPolicy
 from lgutils.mpc_in_rl_library.solvers import check_solver
-from lgutils.mpc_reinforce import model, rollout
+from lgutils.mpc_reinforce import bounded, model, rollout
 
 __all__ = [
     "ACTION_LIMIT",
     "case_b_expected_returns",
     "case_b_mismatch",
+    "case_b_bounded_returns",
+    "paired_comparison",
     "PPORun",
     "PPOHistory",
     "train_ppo",
+    "train_ppo_runs",
 ]
 
 
@@ -99,6 +116,119 @@ def case_b_mismatch(phi: Any) -> tuple[np.ndarray, np.ndarray]:
         np.sqrt(np.sum((A - env.A) ** 2, axis=(-2, -1))),
         np.sqrt(np.sum((B - env.B) ** 2, axis=(-2, -1))),
     )
+
+
+def case_b_bounded_returns(
+    phi: Any,
+    u_max: float,
+    n_episodes: int = 256,
+    seed: int = 0,
+    action_std: float = 0.01,
+    horizon: int = 5,
+    chunk: int = 64,
+) -> np.ndarray:
+    """Mean return on case study B of the input-bounded MPC policies with models ``phi``.
+
+    The input-bounded MPC (:mod:`lgutils.mpc_reinforce.bounded`, ``|u_k| <= u_max``) is not
+    linear, so its expected return has no closed form: every model plays the same
+    ``n_episodes`` episodes (common random numbers: the same exploration and process noise
+    for every model), with ``a = u_0* + sigma_a eps`` clipped to ``[-u_max, u_max]`` before it
+    acts, as :func:`lgutils.mpc_reinforce.bounded.bounded_reference_returns` plays the
+    true-model MPC (with the same ``n_episodes`` and ``seed`` the two draw the same numbers).
+
+    Parameters
+    ----------
+    phi : array_like, shape (..., 20)
+        Models (any leading shape).
+    u_max : float
+        Input bound (> 0, input units).
+    n_episodes : int
+        Episodes per model (>= 2).
+    seed : int
+        Seed of the common random numbers.
+    action_std : float
+        Exploration standard deviation ``sigma_a`` >= 0 (input units).
+    horizon : int
+        MPC horizon H >= 2.
+    chunk : int
+        Models simulated together (memory: about ``chunk * n_episodes`` kB).
+
+    Returns
+    -------
+    numpy.ndarray, shape (...)
+        Mean returns (reward units).
+    """
+    env = model.case_b()
+    n, m = env.B.shape
+    phi = as_array("phi", phi)
+    if phi.ndim < 1 or phi.shape[-1] != n * n + n * m:
+        raise ValueError(f"phi must have shape (..., {n * n + n * m}), got shape {phi.shape}")
+    N = check_positive_int("n_episodes", n_episodes, minimum=2)
+    step = check_positive_int("chunk", chunk)
+    rng = np.random.default_rng(check_positive_int("seed", seed, minimum=0))
+    z = rng.standard_normal((1, N, env.horizon, 1 + n))  # as bounded_reference_returns draws
+    A, B = model.split_phi(phi.reshape(-1, phi.shape[-1]), n, m)
+    out = np.empty(A.shape[0])
+    for i in range(0, A.shape[0], step):
+        r = min(step, A.shape[0] - i)
+        eps = np.broadcast_to(z[..., :1], (r, *z.shape[1:3], 1))
+        w = np.broadcast_to(z[..., 1:], (r, *z.shape[1:3], n))
+        batch = bounded.bounded_rollout(
+            A[i : i + r], B[i : i + r], u_max, eps, w, action_std, horizon
+        )
+        out[i : i + r] = batch.rewards.sum(axis=-1).mean(axis=-1)
+    return out.reshape(phi.shape[:-1])
+
+
+def paired_comparison(
+    a: Any, b: Any, n_boot: int = 10_000, seed: int = 0, level: float = 0.95
+) -> dict[str, float]:
+    """Compare two algorithms' returns over the same runs (run ``i`` of both from one seed).
+
+    Reports each side's median and quartiles, the median of the paired differences
+    ``d_i = a_i - b_i`` with a percentile bootstrap interval (runs resampled with replacement,
+    ``n_boot`` times), how many runs ``a`` won, and the two-sided Wilcoxon signed-rank test of
+    ``d`` (``p_value``; 1 when every difference is 0).
+
+    Parameters
+    ----------
+    a, b : array_like, shape (r,)
+        Finite returns of the two algorithms, paired by run (r >= 2).
+    n_boot : int
+        Bootstrap resamples.
+    seed : int
+        Seed of the resampling.
+    level : float
+        Confidence level of the interval, in (0, 1).
+
+    Returns
+    -------
+    dict
+        ``median_a``, ``q25_a``, ``q75_a``, ``median_b``, ``q25_b``, ``q75_b``,
+        ``median_difference``, ``ci_low``, ``ci_high``, ``n_a_better``, ``n``, ``p_value``.
+    """
+    a = as_vector("a", a)
+    b = as_vector("b", b, a.size)
+    r = check_positive_int("len(a)", a.size, minimum=2)
+    level = check_in_open_interval("level", level, 0.0, 1.0)
+    rng = np.random.default_rng(check_positive_int("seed", seed, minimum=0))
+    d = a - b
+    idx = rng.integers(0, r, size=(check_positive_int("n_boot", n_boot), r))
+    low, high = np.quantile(np.median(d[idx], axis=1), [(1 - level) / 2, (1 + level) / 2])
+    p = 1.0 if np.all(d == 0) else float(stats.wilcoxon(a, b).pvalue)
+    out = {}
+    for name, x in (("a", a), ("b", b)):
+        out[f"median_{name}"] = float(np.median(x))
+        out[f"q25_{name}"], out[f"q75_{name}"] = (float(q) for q in np.quantile(x, [0.25, 0.75]))
+    return {
+        **out,
+        "median_difference": float(np.median(d)),
+        "ci_low": float(low),
+        "ci_high": float(high),
+        "n_a_better": int(np.sum(d > 0)),
+        "n": r,
+        "p_value": p,
+    }
 
 
 class PPORun(NamedTuple):
@@ -287,3 +417,69 @@ def train_ppo(
         wall_time=wall,
         steps=int(agent.num_timesteps),
     )
+
+
+def _train_one(
+    make_solver: Callable[[], Any], phi_init: np.ndarray, n_rollouts: int, seed: int, kwargs: dict
+) -> PPORun:
+    """One run of :func:`train_ppo` with a solver built here (in the worker process)."""
+    torch.set_num_threads(1)  # one core per run: the runs are the parallelism
+    return train_ppo(make_solver(), phi_init, n_rollouts, seed=seed, **kwargs)
+
+
+def train_ppo_runs(
+    make_solver: Callable[[], Any],
+    phi_init: Any,
+    seeds: list[int],
+    n_rollouts: int,
+    *,
+    n_jobs: int = 1,
+    progress: bool = False,
+    **kwargs: Any,
+) -> list[PPORun]:
+    """Independent PPO runs, run ``i`` from ``phi_init[i]`` with ``seeds[i]``, through joblib.
+
+    Each run is :func:`train_ppo` with its own solver (``make_solver()``, called in the process
+    that runs it, so nothing of CasADi crosses processes) and one torch thread. A run's numbers
+    depend only on its seed and initial model, not on ``n_jobs``: ``n_jobs=1`` runs them one
+    after the other in this process, ``n_jobs > 1`` on that many processes (joblib's loky
+    backend, or whatever ``joblib.parallel_config`` sets).
+
+    Parameters
+    ----------
+    make_solver : callable
+        ``() -> MPCSolver or RiccatiSolver`` (picklable with cloudpickle when ``n_jobs > 1``).
+    phi_init : array_like, shape (r, n_phi)
+        Initial models.
+    seeds : list of int
+        One seed per run (r of them).
+    n_rollouts : int
+        Rollouts per run.
+    n_jobs : int
+        Processes.
+    progress : bool
+        Show a progress bar over the runs.
+    **kwargs
+        Passed to :func:`train_ppo` (``n_envs``, ``make_env``, ...).
+
+    Returns
+    -------
+    list of PPORun
+        In the order of ``seeds``.
+    """
+    from joblib import Parallel, delayed
+
+    if not callable(make_solver):
+        raise ValueError(f"make_solver must be callable, got {type(make_solver).__name__}")
+    phi_init = as_array("phi_init", phi_init, (len(seeds), None))
+    seeds = [check_positive_int(f"seeds[{i}]", s, minimum=0) for i, s in enumerate(seeds)]
+    E = check_positive_int("n_rollouts", n_rollouts)
+    jobs = (
+        delayed(_train_one)(make_solver, p, E, s, kwargs)
+        for p, s in zip(phi_init, seeds, strict=True)
+    )
+    if progress:
+        from tqdm import tqdm
+
+        jobs = tqdm(jobs, total=len(seeds), desc="PPO runs")
+    return list(Parallel(n_jobs=check_positive_int("n_jobs", n_jobs))(jobs))

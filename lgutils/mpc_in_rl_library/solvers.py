@@ -4,8 +4,9 @@ A solver has one method, ``solve(S, phi, sensitivities)``, and the attributes ``
 ``n_phi`` and ``param_shapes``; the PyTorch layer (:mod:`lgutils.mpc_in_rl_library.layer`)
 calls nothing else. Two solvers of the same MPC:
 
-- :class:`MPCSolver` wraps any :class:`lgutils.mpc.MPC` (CasADi + IPOPT, constraints allowed)
-  and batches through the MPC's batch methods;
+- :class:`MPCSolver` wraps any :class:`lgutils.mpc.MPC` (CasADi + IPOPT, constraints allowed;
+  or, for a linear-quadratic MPC built with ``SolverOptions(method="qp")``, CasADi's QP
+  interface, :mod:`lgutils.mpc.qp`) and batches through the MPC's batch methods;
 - :class:`RiccatiSolver` is the closed form of case study B's unconstrained linear-quadratic
   MPC (:mod:`lgutils.mpc_reinforce.model`), batched in numpy.
 
@@ -59,8 +60,11 @@ class MPCSolver:
     ``solve(S, phi, sensitivities=False)`` calls :meth:`~lgutils.mpc.MPC.policy_batch` (one
     call for the whole batch); ``sensitivities=True`` calls
     :meth:`~lgutils.mpc.MPC.policy_sensitivity_batch` (a solve and CasADi's implicit derivative
-    of the NLP solution per state, warm-started from one state to the next). A failed solve
-    raises the MPC's :class:`~lgutils.mpc.MPCSolveError` (with the batch index).
+    of the NLP solution per state, warm-started from one state to the next). An MPC built with
+    ``SolverOptions(method="qp")`` (a linear-quadratic MPC, e.g. with input bounds) is solved
+    by a QP solver instead, and its sensitivities come from the KKT system of the QP, for the
+    whole batch in one call (:mod:`lgutils.mpc.qp`). A failed solve raises the MPC's
+    :class:`~lgutils.mpc.MPCSolveError` (with the batch index).
 
     Parameters
     ----------
@@ -71,7 +75,9 @@ class MPCSolver:
         How :meth:`~lgutils.mpc.MPC.policy_batch` solves a batch without sensitivities:
         ``"loop"`` (warm-started solves, IPOPT's status checked for each) or ``"map"`` (CasADi's
         ``map`` of the solver, cold starts; a failure is detected only through non-finite
-        numbers or violated constraints). Sensitivities always use the loop.
+        numbers or violated constraints). Sensitivities always use the loop. With
+        ``SolverOptions(method="qp")``, ``"map"`` is one mapped call of the QP whose solutions
+        are checked as in a single solve, and sensitivities are batched either way.
     """
 
     def __init__(self, mpc: MPC, method: str = "loop") -> None:
