@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export PYTHONHASHSEED := 0
 # No MPLBACKEND here: the notebooks' kernels inherit it, and on Agg they show no figure.
 
-.PHONY: test book setup lab clean student
+.PHONY: test book setup lab clean student assignments
 
 setup: $(STAMP)
 
@@ -33,6 +33,10 @@ book: $(STAMP)
 ## make student: the book without solutions (sphinx-exercise's hide_solutions), in _build/student/html
 student: $(STAMP)
 	$(BIN)/python scripts/student_edition.py --source . --out _build/student
+
+## make assignments: each chapter's exercises as an nbgrader assignment, in _build/assignments
+assignments: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python scripts/assignments.py --out _build/assignments
 
 ## make lab: JupyterLab from the book's environment
 lab: $(STAMP)

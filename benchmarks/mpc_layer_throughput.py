@@ -1,6 +1,6 @@
 """Throughput of the differentiable MPC layer: batched calls against one state per call, side by side.
 
-:func:`lgutils.mpc_in_rl_library.torch_mpc.mpc_layer` solves the MPC for a whole batch of states in one call. This
+:func:`lgutils.mpc_in_rl_library.layer.mpc_layer` solves the MPC for a whole batch of states in one call. This
 script measures, in one run, the states per second of
 
 - a *batched* call (all N states in one call of the layer), and
@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from lgutils.mpc import Bounds, linear_quadratic_mpc  # noqa: E402
-from lgutils.mpc_in_rl_library import torch_mpc  # noqa: E402
+from lgutils.mpc_in_rl_library import layer, solvers  # noqa: E402
 from lgutils.mpc_reinforce import model  # noqa: E402
 
 
@@ -54,13 +54,13 @@ def main() -> None:
     phi = rng.uniform(-1.0, 1.0, 20)  # a random model, as Fig. 4's initial models
     S = rng.normal(size=(args.states, 4)) * 2.0
     mpc = model.case_b_mpc(horizon=5)
-    solvers = {
-        "IPOPT, loop": torch_mpc.MPCSolver(mpc, method="loop"),
-        "IPOPT, map": torch_mpc.MPCSolver(mpc, method="map"),
-        "closed form (Riccati)": torch_mpc.RiccatiSolver.case_b(),
+    by_solver = {
+        "IPOPT, loop": solvers.MPCSolver(mpc, method="loop"),
+        "IPOPT, map": solvers.MPCSolver(mpc, method="map"),
+        "closed form (Riccati)": solvers.RiccatiSolver.case_b(),
     }
-    ref = solvers["closed form (Riccati)"].solve(S, phi).actions
-    for name, solver in solvers.items():
+    ref = by_solver["closed form (Riccati)"].solve(S, phi).actions
+    for name, solver in by_solver.items():
         gap = np.abs(solver.solve(S, phi).actions - ref).max()
         assert gap < 1e-6 * max(1.0, np.abs(ref).max()), (name, gap)
 
@@ -69,17 +69,15 @@ def main() -> None:
     bounded = linear_quadratic_mpc(4, 1, 5, terminal_cost=False, bounds=Bounds(u_lb=-1.0, u_ub=1.0))
     A, B = model.split_phi(phi, 4, 1)
     phi_b = bounded.flatten_phi({"A": A, "B": B, "Q": env.Q, "R": env.R})
-    cases = [(f"case B, {k}", s, phi) for k, s in solvers.items()]
-    cases.append(("|u| <= 1, IPOPT, loop", torch_mpc.MPCSolver(bounded), phi_b))
+    cases = [(f"case B, {k}", s, phi) for k, s in by_solver.items()]
+    cases.append(("|u| <= 1, IPOPT, loop", solvers.MPCSolver(bounded), phi_b))
 
     print(f"N = {args.states} states per batch; states per second (best of {args.repeats})")
     print(f"{'MPC, solver':<34} {'mode':<8} {'batched':>10} {'one/call':>10} {'ratio':>7}")
     ratio_map_rollout = None
     for name, solver, p in cases:
         for mode in ("rollout", "train"):
-            r = torch_mpc.layer_throughput(
-                solver, S, p, backward=mode == "train", repeats=args.repeats
-            )
+            r = layer.layer_throughput(solver, S, p, backward=mode == "train", repeats=args.repeats)
             print(
                 f"{name:<34} {mode:<8} {r['batched']:>10.0f} {r['single']:>10.0f} {r['ratio']:>7.2f}"
             )

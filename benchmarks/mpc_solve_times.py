@@ -22,19 +22,20 @@ import time
 
 import numpy as np
 
-from lgutils.practical_optimisation import WARM_STARTS, mass_chain_mpc, time_batch, time_closed_loop
-
-
-def initial_state(n_masses: int) -> np.ndarray:
-    pos = np.linspace(1.5, -1.0, n_masses) if n_masses > 1 else np.array([1.5])
-    return np.concatenate([pos, np.zeros(n_masses)])
+from lgutils.practical_optimisation import (
+    WARM_STARTS,
+    displaced_chain,
+    mass_chain_mpc,
+    time_batch,
+    time_closed_loop,
+)
 
 
 def timing(
     n_masses: int, horizon: int, steps: int, nn_hidden: int | None = None, warm: str = "primal warm"
 ) -> dict:
     mpc, A, B = mass_chain_mpc(n_masses, horizon, nn_hidden=nn_hidden, warm_start=warm)
-    return time_closed_loop(mpc, lambda x, u: A @ x + B @ u, initial_state(n_masses), steps)
+    return time_closed_loop(mpc, lambda x, u: A @ x + B @ u, displaced_chain(n_masses), steps)
 
 
 def table(title: str, label: str, rows: list[tuple[object, dict]], ref: dict) -> None:

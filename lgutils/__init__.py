@@ -29,7 +29,8 @@ The chapters import these modules; each one holds one concept:
 - :mod:`lgutils.mpc_reinforce.reinforce` -- REINFORCE on the MPC's model (Fig. 4);
 - :mod:`lgutils.mpc_reinforce.bounded` -- its input-constrained variant;
 - :mod:`lgutils.mpc_reinforce.qlearning` -- its value-based counterpart (Q-learning of the model);
-- :mod:`lgutils.mpc_in_rl_library.torch_mpc` -- the MPC as a PyTorch layer and a Stable-Baselines3 policy;
+- :mod:`lgutils.mpc_in_rl_library` -- the MPC as a PyTorch layer (``solvers``, ``layer``) and a
+  Stable-Baselines3 policy (``sb3``, ``ppo``);
 - :mod:`lgutils.exploration` -- exploration strategies for MPC agents and dual control (chapter 10:
   speed_limit, learning, strategies, evaluation, dual).
 

@@ -91,7 +91,7 @@ def check_casadi() -> CheckResult:
         z = ca.SX.sym("z", 2)
         nlp = {"x": z, "f": (z[0] - 1) ** 2 + (z[1] - 2) ** 2, "g": z[0] + z[1]}
         opts = {"ipopt.print_level": 0, "print_time": False, "ipopt.sb": "yes"}
-        solver = ca.nlpsol("setup_check", "ipopt", nlp, opts)
+        solver = ca.nlpsol("getting_started", "ipopt", nlp, opts)
         sol = solver(x0=[0, 0], ubg=2)
         z_opt = np.array(sol["x"]).ravel()
         ok = solver.stats()["success"] and np.allclose(z_opt, [0.5, 1.5], atol=1e-6)

@@ -243,7 +243,7 @@ def waypoint_guess(x0: Any, waypoints: Any, horizon: int) -> np.ndarray:
     -------
     numpy.ndarray, shape (H, 4)
         Positions interpolated along the waypoints, velocities zero; pass it as
-        ``MPC(initial_guess={"x": ...})``.
+        ``SolverOptions(initial_guess={"x": ...})`` of the MPC.
     """
     x0 = as_vector("x0", x0, 4)
     W = as_array("waypoints", waypoints, (None, 2))

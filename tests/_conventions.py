@@ -330,3 +330,26 @@ def function_level_imports(paths: list[Path], root: Path = ROOT) -> list[str]:
             if not at_top and mod.split(".")[0] not in LAZY_IMPORTS:
                 out.append(f"{p.name}:{line} imports {mod} inside a function")
     return out
+
+
+# Widgets (tqdm.auto / tqdm.notebook / ipywidgets) load require.js and the widget manager from a
+# CDN, which an offline reader of the HTML book cannot reach: progress bars are text bars.
+WIDGET_IMPORT = re.compile(r"^\s*(from|import)\s+(tqdm\.(auto|notebook|autonotebook)|ipywidgets)\b")
+
+
+def widget_imports(paths: list[Path]) -> list[str]:
+    """``file:line`` of each import of a widget progress bar in modules and notebooks."""
+    found = []
+    for path in paths:
+        if path.suffix == ".ipynb":
+            cells = json.loads(path.read_text())["cells"]
+            lines = [
+                ln
+                for c in cells
+                if c["cell_type"] == "code"
+                for ln in "".join(c["source"]).splitlines()
+            ]
+        else:
+            lines = path.read_text().splitlines()
+        found += [f"{path.name}:{i}" for i, ln in enumerate(lines, 1) if WIDGET_IMPORT.match(ln)]
+    return found

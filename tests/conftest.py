@@ -19,6 +19,8 @@ os.environ.setdefault("LGUTILS_METRICS_DIR", str(ROOT / "_build" / "metrics-smok
 NOTEBOOK_TIMES: dict[str, float] = {}
 #: stems of the notebooks whose smoke run failed in this session (the book is then not built)
 NOTEBOOK_FAILED: set[str] = set()
+#: chapter -> seconds of nbgrader's autograde (tests/test_notebooks_assignments.py)
+ASSIGNMENT_TIMES: dict[str, float] = {}
 #: step of tests/test_zz_book.py -> seconds (the smoke book's build, the browser's visit)
 BOOK_TIMES: dict[str, float] = {}
 
@@ -34,6 +36,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG0
         tr.section("the smoke book: build and browser checks")
         for step, seconds in BOOK_TIMES.items():
             tr.write_line(f"{step:<44}  {seconds:7.1f} s")
+    if ASSIGNMENT_TIMES:
+        tr.section("autograding of the assignments (smoke parameters, two submissions each)")
+        for name, seconds in ASSIGNMENT_TIMES.items():
+            tr.write_line(f"{name:<30}  {seconds:7.1f} s")
+        tr.write_line(f"{'total':<30}  {sum(ASSIGNMENT_TIMES.values()):7.1f} s")
     if not NOTEBOOK_TIMES:
         return
     tr.section("notebook execution times (smoke parameters)")

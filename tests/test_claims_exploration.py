@@ -1,7 +1,7 @@
-"""Claims of the exploration chapter (paper Sec. IV.B) and of the evaluation chapter (Sec. V.C).
+"""Claims of the exploration chapter (paper Sec. IV.B).
 
 Asserted on the full-fidelity metrics of `make book`; skipped until the build wrote
-_build/metrics/10_exploration.json and _build/metrics/11_evaluation.json.
+_build/metrics/10_exploration.json.
 """
 
 from __future__ import annotations
@@ -23,10 +23,11 @@ def m10() -> dict:
     return m
 
 
-def test_action_noise_breaks_the_speed_limit_and_mpc_internal_exploration_does_not(m10) -> None:
+def test_action_noise_breaks_the_speed_limit(m10) -> None:
+    """(The notebook asserts, run by run, that the greedy agent and the two explorers inside the
+    MPC never break it.)"""
     v, worst = m10["exploration.violations"], m10["exploration.max_violation"]
     assert all(v[s] > 0 and worst[s] > 0 for s in ACTION_NOISE)
-    assert all(v[s] == 0 and worst[s] == 0 for s in (*INSIDE_MPC, "greedy"))
 
 
 def test_mpc_internal_exploration_covers_more_than_the_greedy_agent(m10) -> None:
@@ -44,7 +45,6 @@ def test_every_fitted_value_controls_nearly_as_well_as_the_exact_one(m10) -> Non
     for s, J in m10["exploration.eval_return"].items():
         assert abs(J - J_opt) < 1e-3 * abs(J_opt), s
     assert J_prior < J_opt - 0.1 * abs(J_opt)  # and learning mattered: the prior is far worse
-    assert m10["exploration.eval_violations"] == 0
 
 
 def test_probing_pays(m10) -> None:
@@ -52,17 +52,3 @@ def test_probing_pays(m10) -> None:
     assert c["oracle"] < c["dual"] < c["cautious"] < c["certainty equivalence"]
     assert m10["exploration.dual_best_probing_weight"] > 0
     assert m10["exploration.dual_gain_vs_ce"] > 0.1
-
-
-def test_evaluation_numbers_are_the_case_studies_numbers() -> None:
-    """Chapter 11 read its numbers from chapters 07, 08 and 10 of the same build."""
-    m11 = book_metrics("11_evaluation")
-    m07, m08, m10_ = (
-        book_metrics(n) for n in ("07_value_function_mpc", "08_mpc_reinforce", "10_exploration")
-    )
-    assert m11["evaluation.B_gap_last_mean"] == m08["fig4.final_gap_mean"]
-    assert m11["evaluation.B_diverged"] == m08["fig4.n_diverged"]
-    assert m11["evaluation.A_fig3_violation_rl"] == m07["fig3.rl.max_violation"]
-    assert m11["evaluation.A_fig3_violation_rlmpc"] == m07["fig3.rlmpc.max_violation"]
-    assert m11["evaluation.X_violations_gaussian"] == m10_["exploration.violations"]["gaussian"]
-    assert set(m11["evaluation.sources"]) >= {"07_value_function_mpc", "08_mpc_reinforce"}

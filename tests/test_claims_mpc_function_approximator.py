@@ -1,20 +1,44 @@
-"""Claims of paper Sec. III-IV on the full-fidelity metrics of chapters 04-06.
+"""Claims of paper Sec. III.A on the full-fidelity metrics of chapter 04 (MPC as a function
+approximator).
 
-Skipped until `make book` has written _build/metrics/0{4,5,6}_*.json.
+Skipped until `make book` has written _build/metrics/04_mpc_function_approximator.json.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.linalg
 from conftest import book_metrics
+
+from lgutils.core.envs import CASE_STUDY_B
 
 pytestmark = pytest.mark.claims
 
 
-def test_mpc_with_lqr_terminal_cost_is_q_star_and_sensitivities_are_exact() -> None:
-    m = book_metrics("04_mpc_function_approximator")
-    assert m["mpc.qstar_identity_max_rel_error"] < 1e-6
+@pytest.fixture(scope="module")
+def m() -> dict:
+    return book_metrics("04_mpc_function_approximator")
+
+
+def test_mpc_with_lqr_terminal_cost_is_q_star(m: dict) -> None:
+    """-Q^MPC(s, a) = Q*(s, a) for every horizon: Q* from scipy's Riccati solution (gamma = 1)."""
+    A, B = np.array(CASE_STUDY_B["A"]), np.array(CASE_STUDY_B["B"])
+    Q, R = np.array(CASE_STUDY_B["Q"]), np.array(CASE_STUDY_B["R"])
+    P = scipy.linalg.solve_discrete_are(A, B, Q, R)
+    samples = m["mpc.qstar_samples"]
+    S, U = np.array(samples["S"]), np.array(samples["U"])
+    X1 = S @ A.T + U @ B.T
+    cost = np.einsum("ni,ij,nj->n", S, Q, S) + np.einsum("ni,ij,nj->n", U, R, U)
+    q_star = -(cost + np.einsum("ni,ij,nj->n", X1, P, X1))
+    horizons = [k for k in samples if k.startswith("Q_MPC_H")]
+    assert len(horizons) == 2 and len(q_star) == 3
+    for key in horizons:
+        np.testing.assert_allclose(-np.array(samples[key]), q_star, rtol=1e-6, err_msg=key)
+
+
+def test_sensitivities_are_exact_and_the_gap_without_terminal_cost_closes(m: dict) -> None:
+    # tighter than the notebook's 1e-4: the derivatives agree with finite differences to 1e-5
     assert m["mpc.sensitivity_fd_max_rel_error"] < 1e-5
     gaps = m["mpc.zero_terminal_gap_by_horizon"]
     assert len(gaps) >= 5
@@ -24,33 +48,9 @@ def test_mpc_with_lqr_terminal_cost_is_q_star_and_sensitivities_are_exact() -> N
     assert all(b <= a for a, b in zip(values, values[1:], strict=False))
 
 
-def test_constrained_mpc_is_the_constrained_q_function() -> None:
-    m = book_metrics("04_mpc_function_approximator")
-    assert m["mpc.constrained_dp_max_rel_error"] < 1e-6
+def test_constrained_mpc_is_the_constrained_q_function(m: dict) -> None:
+    # doubling the horizon leaves the recoverable actions' Q unchanged ...
     assert m["mpc.constrained_horizon_change"] < 1e-6
-    assert m["mpc.constrained_departure_max_rel"] > 0.05  # visibly different from Q*
-    assert m["mpc.closed_loop_min_x1"] >= -1.1 - 1e-6
-
-
-def test_local_plan_moves_away_and_residual_ranks_returns() -> None:
-    m = book_metrics("05_local_global")
-    assert m["localglobal.plan_max_distance"] > m["localglobal.plan_initial_distance"] + 0.2
-    assert m["localglobal.plan_final_distance"] < 0.05
-    assert m["localglobal.myopic_final_distance"] > 0.5
-    assert m["localglobal.max_wall_margin"] < 1e-6
-    assert m["localglobal.residual_exact_terminal"] < 1e-8
-    assert m["localglobal.residual_return_spearman"] < -0.8
-    returns = np.asarray(m["localglobal.policy_iteration_returns"])
-    assert np.all(np.diff(returns) >= -1e-9 * np.abs(returns[:-1]))
-    assert returns[-1] == pytest.approx(m["localglobal.J_lqr"], rel=1e-6)
-
-
-def test_practical_measurements_are_consistent() -> None:
-    m = book_metrics("06_practical_optimisation")
-    its = m["practical.warm_start_median_iterations"]
-    assert its["primal-dual warm"] < its["cold"]
-    widths = m["practical.nn_width_median_ms"]
-    widest = max(widths, key=int)
-    assert widths[widest] > 2 * m["practical.no_nn_median_ms"]  # a wide network dominates
-    h_its = m["practical.horizon_median_iterations"]
-    assert max(h_its.values()) <= 2 * min(h_its.values())  # iterations barely depend on H
+    # ... and that constrained Q-function is visibly different from Q*
+    assert m["mpc.constrained_departure_max_rel"] > 0.05
+    assert m["mpc.unrecoverable_certified"] > 0  # some actions are certified Q = -inf

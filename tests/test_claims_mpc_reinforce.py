@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _case_b import expected_return, optimal_gain, true_model_mpc_gain
 from conftest import book_metrics
 
 pytestmark = pytest.mark.claims
@@ -20,12 +21,18 @@ def fig4() -> dict:
     return m
 
 
+def test_the_reference_returns_are_case_study_bs(fig4: dict) -> None:
+    """J(theta*) and the true-model MPC's return, recomputed from the constants with scipy."""
+    J_star, J_true = expected_return(optimal_gain()), expected_return(true_model_mpc_gain())
+    assert fig4["fig4.J_star"] == pytest.approx(J_star, rel=1e-10)
+    assert fig4["fig4.J_true_model_mpc"] == pytest.approx(J_true, rel=1e-10)
+
+
 def test_mean_return_approaches_J_star(fig4: dict) -> None:
     """The mean return (runs that never blew up, as in the source) ends close to J(theta*)."""
-    J_star = fig4["fig4.J_star"]
+    J_star = expected_return(optimal_gain())
     initial_gap = J_star - fig4["fig4.return_mean"][0]
     final_gap = J_star - fig4["fig4.return_mean"][-1]
-    assert final_gap == pytest.approx(fig4["fig4.final_gap_mean"])
     assert final_gap < 0.05  # about 10 % of |J*|
     assert final_gap < 0.02 * initial_gap
     # the median over all runs, outliers included, gets closer still
@@ -42,8 +49,7 @@ def test_both_model_mismatches_grow(fig4: dict) -> None:
 
 
 def test_learned_mpc_beats_the_true_model_mpc(fig4: dict) -> None:
-    J_true = fig4["fig4.J_true_model_mpc"]
-    assert J_true < fig4["fig4.J_star"]
+    J_true = expected_return(true_model_mpc_gain())
     assert fig4["fig4.return_median"][-1] > J_true
     assert fig4["fig4.frac_better_than_true_model_mpc"] > 0.5
     # the mean of the runs that never blew up as well (a thin margin: see the chapter)
@@ -59,5 +65,4 @@ def test_bounded_variant_learns_until_saturation_stalls_it(fig4: dict) -> None:
     """Beyond the paper: with |u| <= u_max the median still improves, but saturated runs stop."""
     median = fig4["bounded.return_median"]
     assert median[-1] > median[0]
-    assert fig4["bounded.gradient_max_rel_err"] < 1e-6
     assert fig4["bounded.frac_zero_gradient"] > 0.0 and fig4["bounded.n_stuck"] > 0

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import torch
 
-from lgutils import getting_started
 from lgutils.core import metrics, paths, plotting, seeding, validate
 
 REPO = paths.repo_root()
@@ -139,7 +138,11 @@ def test_outside_a_checkout_artifacts_are_fetched_and_verified(
 def test_every_data_file_is_in_the_manifest_and_verifies() -> None:
     root = paths.repo_root() / "data"
     listed = set(paths.load_manifest(root))
-    on_disk = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+    on_disk = {
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    }  # hidden folders are a training run's transient checkpoints
     on_disk -= {paths.MANIFEST_NAME, "README.md"}
     assert on_disk == listed
     for name in listed:
@@ -202,6 +205,19 @@ def test_band_mean_and_std() -> None:
         plotting.band(ax, [0, 1, 2], runs, "k", "x")
 
 
+def test_runs_and_median_draw_every_run_and_the_median() -> None:
+    runs = np.array([[1.0, 5.0], [2.0, 1.0], [9.0, 3.0]])
+    fig, ax = plotting.subplots()
+    plotting.runs_and_median(ax, [0, 1], runs, "k", "PPO")
+    assert len(ax.lines) == 4  # three runs, then the median
+    np.testing.assert_allclose(ax.lines[1].get_ydata(), [2.0, 1.0])
+    np.testing.assert_allclose(ax.lines[-1].get_ydata(), [2.0, 3.0])  # the median, by hand
+    assert [h.get_label() for h in ax.get_legend_handles_labels()[0]] == ["PPO (median)"]
+    plt.close(fig)
+    with pytest.raises(ValueError, match=r"runs must have shape \(n_runs, 3\)"):
+        plotting.runs_and_median(ax, [0, 1, 2], runs, "k", "x")
+
+
 def test_state_profiles_draw_each_state_its_box_and_the_target() -> None:
     xs = np.array([[0.0, 1.0], [0.5, 3.0], [1.0, 2.0]])
     fig = plotting.state_profiles(
@@ -234,15 +250,17 @@ def test_exact_curve_is_thick_pale_and_checks_lengths() -> None:
     plt.close(fig)
 
 
-# --- setup check ------------------------------------------------------------------------------
-
-
-def test_setup_check_reports_missing_package(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(getting_started.REQUIRED, "surely-not-installed-pkg", "1.0")
-    bad = [r for r in getting_started.stack_versions() if not r.ok]
-    assert [r.name for r in bad] == ["surely-not-installed-pkg"] and "make test" in bad[0].fix
-
-
-def test_casadi_check_finds_known_optimum() -> None:
-    result = getting_started.check_casadi()
-    assert result.ok, result.detail
+def test_limits_draw_constraint_lines_with_one_legend_entry() -> None:
+    fig, ax = plotting.subplots()
+    plotting.limits(ax, [-1.0, 1.0], label="input bounds")
+    plotting.limits(ax, [0.25], axis="x", ls=":")
+    low, high, budget = ax.lines
+    np.testing.assert_allclose(low.get_ydata(), [-1.0, -1.0])
+    np.testing.assert_allclose(high.get_ydata(), [1.0, 1.0])
+    np.testing.assert_allclose(budget.get_xdata(), [0.25, 0.25])
+    assert low.get_linestyle() == "--" and budget.get_linestyle() == ":"
+    assert low.get_color() == budget.get_color() == plotting.PALETTE["vermillion"]
+    assert ax.get_legend_handles_labels()[1] == ["input bounds"]  # one entry for both bounds
+    plt.close(fig)
+    with pytest.raises(ValueError, match="axis must be 'x' or 'y'"):
+        plotting.limits(ax, [0.0], axis="z")

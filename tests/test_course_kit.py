@@ -5,8 +5,10 @@ from __future__ import annotations
 import ast
 import json
 import re
+import sys
 from pathlib import Path
 
+import nbformat
 import pytest
 import yaml
 from _conventions import ROOT, toc_files, toc_notebooks
@@ -137,3 +139,72 @@ def test_readme_documents_the_student_edition() -> None:
 
 def test_every_toc_page_exists() -> None:
     assert all(any((ROOT / f"{f}{ext}").exists() for ext in (".md", ".ipynb")) for f in toc_files())
+
+
+# ------------------------------------------------------------------------- exercises that run
+
+sys.path.insert(0, str(ROOT / "scripts"))
+import assignments as asg  # noqa: E402
+
+EXERCISE_CHAPTERS = [nb for nb in toc_notebooks() if nb.stem not in SETUP_CHAPTERS]
+
+
+def _exercises(notebook: Path) -> list:
+    return asg.read_exercises(nbformat.read(notebook, as_version=4))
+
+
+@pytest.mark.parametrize("notebook", EXERCISE_CHAPTERS, ids=lambda p: p.stem)
+def test_solutions_compute_in_cells_that_run(notebook: Path) -> None:
+    """No code fence in a solution (it would not run); every code cell is an answer or a check."""
+    for ex in _exercises(notebook):
+        prose = "\n".join(t for kind, t, _ in ex.solution if kind == "prose")
+        assert not re.search(r"^\s*```\s*(python|ipython3?|py)\b", prose, re.M), ex.label
+        kinds = [kind for kind, _, _ in ex.solution if kind != "prose"]
+        assert set(kinds) <= {"answer", "check"}, f"{ex.label}: untagged code in its solution"
+
+
+@pytest.mark.parametrize("notebook", EXERCISE_CHAPTERS, ids=lambda p: p.stem)
+def test_every_answer_is_asserted_and_graded(notebook: Path) -> None:
+    """An answer cell is followed by a check cell that asserts on its names, with points."""
+    exercises = _exercises(notebook)
+    assert any(ex.graded for ex in exercises), "no graded question in the chapter"
+    for ex in exercises:
+        kinds = [kind for kind, _, _ in ex.solution if kind != "prose"]
+        if not ex.graded:
+            assert kinds == [], f"{ex.label}: checks without an answer"
+            continue
+        assert kinds[0] == "answer" and "check" in kinds, ex.label
+        assert asg.answer_names(ex), ex.label
+        for check, points in ex.checks:
+            assert points >= 1 and "assert" in check, ex.label
+
+
+@pytest.mark.parametrize("notebook", EXERCISE_CHAPTERS, ids=lambda p: p.stem)
+def test_solutions_leave_the_chapters_names_alone(notebook: Path) -> None:
+    """What a solution binds is not read after the exercises (the metrics stay the chapter's)."""
+    nb = nbformat.read(notebook, as_version=4)
+    code = [t for ex in asg.read_exercises(nb) for k, t, _ in ex.solution if k != "prose"]
+    bound = set().union(*(asg.assigned_names(c) for c in code))
+    start = asg.exercises_start(nb)
+    later = [c.source for c in nb.cells[start:] if c.cell_type == "code"][len(code) :]
+    read = set().union(set(), *(asg.used_names(c) for c in later))
+    assert bound & read == set()
+
+
+def test_course_page_gives_every_exercise_a_difficulty_and_a_time() -> None:
+    rows = {
+        m.group(1): m.group(2) for m in re.finditer(r"^\|[^|]*\| `([^`]+)` \|(.*)$", COURSE, re.M)
+    }
+    for notebook in EXERCISE_CHAPTERS:
+        for ex in _exercises(notebook):
+            assert ex.label in rows, f"{ex.label} is not in course.md's table"
+            graded, stars, minutes = (c.strip() for c in rows[ex.label].split("|")[:3])
+            assert graded == ("yes" if ex.graded else "no"), ex.label
+            assert stars in {"★", "★★", "★★★"} and re.match(r"\d+ min", minutes), ex.label
+
+
+def test_course_page_and_readme_document_the_assignments() -> None:
+    for command in ("make assignments", "nbgrader autograde", "nbgrader generate_feedback"):
+        assert command in COURSE, command
+    assert "make assignments" in (ROOT / "README.md").read_text()
+    assert re.search(r"^assignments:", (ROOT / "Makefile").read_text(), re.M)

@@ -137,6 +137,21 @@ def test_general_qp_agrees_with_ipopt_policy_q_and_sensitivities() -> None:
 # ---------------------------------------------------------------------------------------------
 # sensitivities: the closed forms of case study B and finite differences
 # ---------------------------------------------------------------------------------------------
+def test_one_step_horizon_sensitivity_equals_the_closed_form() -> None:
+    """H = 1: ``u = -gamma (R + gamma B'PB)^{-1} B'PA s`` (parts of the solution that are
+    structurally zero at H = 1 keep their place in the QP path's output)."""
+    rng = np.random.default_rng(3)
+    A, B = rng.normal(size=(3, 3)) * 0.5, rng.normal(size=(3, 1))
+    M = rng.normal(size=(3, 3))
+    Q, R, P, gamma = np.eye(3), np.eye(1), M @ M.T + np.eye(3), 0.9
+    phi = {"A": A, "B": B, "Q": Q, "R": R, "P": P}
+    sens = linear_quadratic_mpc(3, 1, 1, discount=gamma, solver=QP).policy_sensitivity(
+        np.ones(3), phi
+    )
+    K = gamma * np.linalg.solve(R + gamma * B.T @ P @ B, B.T @ P @ A)
+    np.testing.assert_allclose(sens.d_action_d_state, -K, rtol=1e-10, atol=1e-12)
+
+
 def test_unconstrained_sensitivity_equals_the_closed_form(pairs) -> None:
     mqp = pairs[None][0]
     for A, B, s in random_problems(2, 10):
@@ -292,13 +307,13 @@ def test_the_torch_layer_trains_through_the_qp_path() -> None:
     """The layer of chapter 09 on the QP path: the closed form's six outputs on case B, and
     torch's gradcheck (central differences) with input bounds strictly active and inactive."""
     pytest.importorskip("torch")
-    from lgutils.mpc_in_rl_library import torch_mpc
+    from lgutils.mpc_in_rl_library import layer, solvers
 
     rng = np.random.default_rng(0)
     phi, S = rng.uniform(-1, 1, 20), rng.normal(size=(5, 4)) * 2.0
-    got = torch_mpc.MPCSolver(case_b(QP)).solve(S, phi, sensitivities=True)
-    ref = torch_mpc.RiccatiSolver.case_b().solve(S, phi, sensitivities=True)
-    for name in torch_mpc.PolicySolution._fields:
+    got = solvers.MPCSolver(case_b(QP)).solve(S, phi, sensitivities=True)
+    ref = solvers.RiccatiSolver.case_b().solve(S, phi, sensitivities=True)
+    for name in solvers.PolicySolution._fields:
         a, b = getattr(got, name), getattr(ref, name)
         np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10 * max(1.0, np.abs(b).max()))
     mpc = linear_quadratic_mpc(2, 1, 4, bounds=Bounds(u_lb=-1.0, u_ub=1.0), solver=QP)
@@ -312,8 +327,8 @@ def test_the_torch_layer_trains_through_the_qp_path() -> None:
         }
     )
     cand = np.random.default_rng(0).normal(size=(300, 2)) * 3.0
-    S, _ = torch_mpc.gradcheck_states(mpc, phi, cand)
-    assert torch_mpc.gradcheck_layer(torch_mpc.MPCSolver(mpc), S, phi)
+    S, _ = layer.gradcheck_states(mpc, phi, cand)
+    assert layer.gradcheck_layer(solvers.MPCSolver(mpc), S, phi)
 
 
 # ---------------------------------------------------------------------------------------------

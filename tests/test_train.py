@@ -69,3 +69,22 @@ def test_arguments_are_checked(tmp_path):
         train.train_cstr(steps=0, out=tmp_path)
     with pytest.raises(ValueError, match="settings has unknown keys"):
         train.make_cstr_sac(None, 0, {"lr": 1.0})
+
+
+def test_several_seeds_in_parallel_are_the_single_runs(tmp_path, monkeypatch):
+    """train_seeds: each seed's run equals train_cstr alone, whatever the number of jobs."""
+    monkeypatch.setenv("LGUTILS_DATA_DIR", str(tmp_path / "data"))
+    kw = dict(steps=150, eval_every=150, checkpoint_every=1000, save_zip=False)
+    provs = train.train_seeds([4, 5], n_jobs=2, **kw)
+    assert [p["seed"] for p in provs] == [4, 5]
+    man = load_manifest(tmp_path / "data")
+    assert {f"cstr_sac_seeds/seed_{s}/weights.npz" for s in (4, 5)} <= set(man)
+    assert man["cstr_sac_seeds/seed_5/weights.npz"]["seed"] == 5
+    alone = train.train_cstr(seed=5, out=tmp_path / "alone" / "cstr_sac", progress=False, **kw)
+    run = train.load_cstr_run(tmp_path / "data" / "cstr_sac_seeds" / "seed_5")
+    w_alone = nn.load_weights(tmp_path / "alone" / "cstr_sac" / "weights.npz")
+    for k in w_alone:
+        np.testing.assert_array_equal(run["weights"][k], w_alone[k])
+    assert alone["fig3_check"] == provs[1]["fig3_check"]
+    with pytest.raises(ValueError, match="distinct"):
+        train.train_seeds([1, 1], **kw)

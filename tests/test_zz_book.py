@@ -132,7 +132,7 @@ def test_a_figure_made_in_a_chapter_reaches_the_notebook(tmp_path: Path) -> None
     nb.cells = [
         nbformat.v4.new_code_cell("n = 2", metadata={"tags": ["parameters"]}),
         nbformat.v4.new_code_cell(
-            "from lgutils import plotting\nfig, ax = plotting.subplots()\nax.plot(range(n))"
+            "from lgutils.core import plotting\nfig, ax = plotting.subplots()\nax.plot(range(n))"
         ),
     ]
     nb.metadata["kernelspec"] = {

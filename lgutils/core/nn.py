@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import casadi as ca
+import gymnasium as gym
 import numpy as np
 
 from lgutils.core.validate import as_array, as_vector
@@ -114,8 +115,6 @@ def sac_weights(model: Any) -> dict[str, np.ndarray]:
     dict of str -> numpy.ndarray
         The layout of the module docstring (float64 weights).
     """
-    import gymnasium as gym
-
     policy = getattr(model, "policy", None)
     if policy is None or not hasattr(policy, "actor") or not hasattr(policy, "critic"):
         raise ValueError(f"model must be a stable_baselines3 SAC model, got {type(model).__name__}")

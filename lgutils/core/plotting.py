@@ -33,6 +33,8 @@ __all__ = [
     "forbidden_region",
     "mean_bars",
     "exact_curve",
+    "limits",
+    "runs_and_median",
     "grouped_intervals",
 ]
 
@@ -324,6 +326,76 @@ def exact_curve(
     ax.plot(
         x, y, color=agent_color("LQR") if color is None else color, lw=3, alpha=0.4, label=label
     )
+
+
+# --- constraint limits as lines (chapters 04 and 06) -------------------------------------------
+
+
+def limits(
+    ax: plt.Axes,
+    values: Sequence[float],
+    label: str | None = None,
+    axis: str = "y",
+    ls: str = "--",
+) -> None:
+    """Constraint limits (input bounds, a state floor, a time budget) as lines in vermillion.
+
+    Parameters
+    ----------
+    ax : matplotlib axes
+    values : sequence of float
+        Where the limits are, in the units of the axis.
+    label : str, optional
+        Legend entry, given to the first line only.
+    axis : {"y", "x"}
+        ``"y"``: horizontal lines at ``y = value``; ``"x"``: vertical lines at ``x = value``.
+    ls : str
+        Line style.
+    """
+    if axis not in ("x", "y"):
+        raise ValueError(f"axis must be 'x' or 'y', got {axis!r}")
+    line = ax.axhline if axis == "y" else ax.axvline
+    for i, value in enumerate(values):
+        line(float(value), ls=ls, color=PALETTE["vermillion"], label=label if i == 0 else None)
+
+
+# --- every run of a learning curve, thin, under their median (chapter 09) ----------------------
+
+
+def runs_and_median(
+    ax: plt.Axes,
+    x: Sequence[float],
+    runs: np.ndarray,
+    color: str,
+    label: str,
+    *,
+    lw: float = 0.6,
+    alpha: float = 0.35,
+) -> None:
+    """Each run as a thin, faint line and the median of the runs as a thick line.
+
+    For a few runs whose spread matters more than a mean (heavy tails, a log scale), where a
+    mean +- std band (:func:`band`) would hide the single runs.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+    x : sequence of float, length E
+        Abscissa of each point (e.g. episodes used).
+    runs : array_like, shape (n_runs, E)
+        One curve per run (e.g. the regret of each run, reward units).
+    color, label : str
+        Colour of the learner; the median's legend entry is ``"<label> (median)"``, the runs
+        get none.
+    lw, alpha : float
+        Line width and opacity of the single runs.
+    """
+    runs = np.asarray(runs, dtype=float)
+    if runs.ndim != 2 or runs.shape[1] != len(x):
+        raise ValueError(f"runs must have shape (n_runs, {len(x)}), got {runs.shape}")
+    for row in runs:
+        ax.plot(x, row, color=color, lw=lw, alpha=alpha)
+    ax.plot(x, np.median(runs, axis=0), color=color, lw=2, label=f"{label} (median)")
 
 
 # --- means and confidence intervals of several agents under several conditions (chapter 07) ---

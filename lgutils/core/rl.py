@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from lgutils.core.envs import LinearQuadraticEnv
 from lgutils.core.optim import adam_step

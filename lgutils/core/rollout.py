@@ -120,7 +120,7 @@ def rollout(
     shape_u = None if action_shape is None else tuple(int(s) for s in action_shape)
     ticks: Any = range(T)
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         ticks = tqdm(ticks, desc=progress if isinstance(progress, str) else "rollout", leave=False)
     xs, us, raw, times = [x], [], [], np.empty(T)

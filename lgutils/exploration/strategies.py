@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 
 import casadi as ca
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from lgutils.core.rl import Transitions
 from lgutils.core.rollout import rollout

@@ -344,7 +344,8 @@ def _composed(qp: QuadraticProgram, kind: str) -> tuple[ca.Function, dict[str, t
     for name, expr in parts:
         layout[name] = (slice(i, i + expr.numel()), shapes.get(name, (expr.numel(),)))
         i += expr.numel()
-    fn = ca.Function(f"qp_{kind}", [P], [ca.vertcat(*[ca.vec(e) for _, e in parts])])
+    # dense: a structurally zero part (e.g. the rows of a one-step horizon) keeps its place
+    fn = ca.Function(f"qp_{kind}", [P], [ca.densify(ca.vertcat(*[ca.vec(e) for _, e in parts]))])
     return fn, layout
 
 

@@ -387,7 +387,7 @@ def run_experiment(
     t0 = time.perf_counter()
     jobs = (delayed(run_reinforce)(c, n_updates, batch_size, **kwargs) for c in chunks)
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         jobs = tqdm(jobs, total=len(chunks), desc="REINFORCE chunks")
     parts = Parallel(n_jobs=n_jobs)(jobs)

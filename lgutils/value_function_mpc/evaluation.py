@@ -333,7 +333,7 @@ def evaluate(
     )
     parts = Parallel(n_jobs=n_jobs, return_as="generator")(jobs)
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         parts = tqdm(parts, total=len(chunks), desc="closed-loop runs", leave=False)
     out: dict[str, list[dict[str, Any]]] = {name: [] for name in agents}

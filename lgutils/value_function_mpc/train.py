@@ -10,6 +10,7 @@ with target entropy -2, 100,000 environment steps, one CPU thread.
 Usage::
 
     python -m lgutils.value_function_mpc.train cstr [--seed 0] [--steps 100000] [--out data/cstr_sac]
+    python -m lgutils.value_function_mpc.train cstr --seeds 1 2 3 4 5 --n-jobs 2  # several seeds
 
 It writes into ``--out``:
 
@@ -57,6 +58,7 @@ __all__ = [
     "CSTR_SAC_SETTINGS",
     "make_cstr_sac",
     "evaluate_cstr_actor",
+    "train_seeds",
     "fig3_rollout",
     "train_cstr",
     "load_cstr_run",
@@ -193,7 +195,7 @@ class _Progress:
 
             def _on_training_start(self):
                 if self.progress:
-                    from tqdm.auto import tqdm
+                    from tqdm import tqdm
 
                     self.bar = tqdm(
                         total=self.total, initial=self.done0, desc="SAC+HER on CSTR", unit="step"
@@ -348,6 +350,7 @@ def train_cstr(
     save_zip: bool = True,
     progress: bool = True,
     command: str | None = None,
+    register: bool = True,
 ) -> dict[str, Any]:
     """Train SAC+HER on the CSTR and write the artifacts (see the module docstring).
 
@@ -369,11 +372,15 @@ def train_cstr(
         Show a progress bar.
     command : str, optional
         The command recorded in the manifest (default: reconstructed from the arguments).
+    register : bool
+        Record the files in the manifest (:func:`train_seeds` registers them itself, one run
+        after the other, so that parallel runs never write the manifest at once).
 
     Returns
     -------
     dict
-        The provenance record (also written to ``provenance.json``).
+        The provenance record (also written to ``provenance.json``), with the list of the
+        files written under ``"files"``.
     """
     import torch
     from stable_baselines3.common.monitor import Monitor
@@ -404,10 +411,78 @@ def train_cstr(
     prov = _provenance(command, seed, steps, wall, state, torch.get_num_threads(), xs)
     (out / "provenance.json").write_text(json.dumps(prov, indent=2) + "\n")
     files.append("provenance.json")
-    _register(out, files, command, seed, {"steps": steps, "wall_time_s": round(wall, 1)})
+    if register:
+        _register(out, files, command, seed, {"steps": steps, "wall_time_s": round(wall, 1)})
     if ckpt.exists():
         shutil.rmtree(ckpt)
-    return prov
+    return {**prov, "files": files}
+
+
+def train_seeds(
+    seeds: list[int],
+    steps: int = 100_000,
+    out: str | Path | None = None,
+    n_jobs: int | None = None,
+    command: str | None = None,
+    **options: Any,
+) -> list[dict[str, Any]]:
+    """:func:`train_cstr` for several seeds, the runs spread over processes with joblib.
+
+    Run ``seed`` writes into ``<out>/seed_<seed>`` (default ``out``: ``<data_dir>/cstr_sac_seeds``)
+    exactly what a single run writes; each run is the same as ``train_cstr(seed=seed)`` alone
+    (one torch thread per process), so the number of jobs does not change any number. The
+    files are registered in the manifest after all runs, in seed order.
+
+    Parameters
+    ----------
+    seeds : list of int
+        Seeds (>= 0, distinct).
+    steps : int
+        Environment steps per run.
+    out : path, optional
+        Parent folder of the runs.
+    n_jobs : int, optional
+        Parallel processes (default: joblib's, i.e. ``parallel_config``'s or 1).
+    command : str, optional
+        The command recorded in the manifest.
+    **options
+        ``checkpoint_every``, ``eval_every``, ``save_zip`` of :func:`train_cstr`.
+
+    Returns
+    -------
+    list of dict
+        The provenance of each run, in seed order.
+    """
+    from joblib import Parallel, delayed
+
+    seeds = [check_positive_int("seeds[i]", s, minimum=0) for s in seeds]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be a non-empty list of distinct integers >= 0, got {seeds}")
+    unknown = sorted(set(options) - {"checkpoint_every", "eval_every", "save_zip"})
+    if unknown:
+        raise ValueError(f"options has unknown keys {unknown} of train_cstr")
+    root = Path(out) if out is not None else data_dir() / "cstr_sac_seeds"
+    if command is None:
+        command = (
+            f"python -m lgutils.value_function_mpc.train cstr --seeds {' '.join(map(str, seeds))}"
+        )
+    jobs = (
+        delayed(train_cstr)(
+            seed=s,
+            steps=steps,
+            out=root / f"seed_{s}",
+            progress=False,
+            command=command,
+            register=False,
+            **options,
+        )
+        for s in seeds
+    )
+    provs = Parallel(n_jobs=n_jobs)(jobs)
+    for s, prov in zip(seeds, provs, strict=True):
+        extra = {"steps": steps, "wall_time_s": round(prov["wall_time_s"], 1)}
+        _register(root / f"seed_{s}", prov["files"], command, s, extra)
+    return provs
 
 
 def load_cstr_run(out: str | Path | None = None) -> dict[str, Any]:
@@ -429,7 +504,10 @@ def load_cstr_run(out: str | Path | None = None) -> dict[str, Any]:
         root, folder = data_dir(), "cstr_sac"
     else:
         out = Path(out)
-        root, folder = out.parent, out.name
+        try:  # inside the data folder: its manifest
+            root, folder = data_dir(), out.resolve().relative_to(data_dir().resolve()).as_posix()
+        except ValueError:
+            root, folder = out.parent, out.name
     weights = nn.load_weights(data_path(f"{folder}/weights.npz", root=root))
     with open(data_path(f"{folder}/learning_curve.csv", root=root), newline="") as fh:
         rows = list(csv.DictReader(fh))
@@ -446,6 +524,14 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="task", required=True)
     p = sub.add_parser("cstr", help="SAC+HER on the goal-conditioned CSTR (case study A)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        help="several runs, one per seed, into <out>/seed_<k> (default out: data/cstr_sac_seeds)",
+    )
+    p.add_argument("--n-jobs", type=int, default=None, help="parallel runs with --seeds")
     p.add_argument("--steps", type=int, default=100_000)
     p.add_argument("--out", type=Path, default=None, help="output folder (default data/cstr_sac)")
     p.add_argument("--checkpoint-every", type=int, default=10_000)
@@ -457,6 +543,19 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m lgutils.value_function_mpc.train " + " ".join(
         shlex.quote(a) for a in argv_used
     )
+    if args.seeds is not None:
+        provs = train_seeds(
+            args.seeds,
+            steps=args.steps,
+            out=args.out,
+            n_jobs=args.n_jobs,
+            command=command,
+            checkpoint_every=args.checkpoint_every,
+            eval_every=args.eval_every,
+            save_zip=not args.no_zip,
+        )
+        print(json.dumps([{k: p[k] for k in ("seed", "steps", "wall_time_s")} for p in provs]))
+        return 0
     prov = train_cstr(
         seed=args.seed,
         steps=args.steps,
