@@ -42,3 +42,21 @@ def test_reference_lines_and_model_mismatch() -> None:
     assert ax2.get_ylabel() == "model mismatch (Frobenius norm)"
     assert ax2.get_legend() is not None
     plt.close(fig)
+
+
+def test_grouped_intervals_puts_each_series_beside_its_group() -> None:
+    fig, ax = plotting.subplots()
+    rows = [
+        {"group": g, "series": s, "mean": m, "ci_low": m - 1.0, "ci_high": m + 2.0}
+        for (g, s), m in {("A", "p"): 1.0, ("A", "q"): 2.0, ("B", "p"): 3.0}.items()
+    ]
+    plotting.grouped_intervals(ax, rows, ["A", "B"], ["p", "q"], ["r", "b"], spread=0.2)
+    centres = [c.lines[0] for c in ax.containers]  # one errorbar container per row
+    assert [float(line.get_xdata()[0]) for line in centres] == pytest.approx([-0.1, 0.1, 0.9])
+    assert [float(line.get_ydata()[0]) for line in centres] == [1.0, 2.0, 3.0]
+    bars = ax.containers[0].lines[2][0].get_segments()[0]  # the first row's interval
+    np.testing.assert_allclose(bars[:, 1], [0.0, 3.0])
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["A", "B"]
+    with pytest.raises(ValueError, match="colors must have one entry per group"):
+        plotting.grouped_intervals(ax, rows, ["A", "B"], ["p", "q"], ["r"])
+    plt.close(fig)

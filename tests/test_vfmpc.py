@@ -316,3 +316,42 @@ def test_evaluation_study_runs_every_plant_and_the_pair_without_v(sac_model, mon
     np.testing.assert_array_equal(calls[2][1], draws["plants"]["out_of_tree"][0])
     assert calls[3][1] is None and all(c[2]["n_jobs"] == 2 for c in calls)
     assert study["plants"]["uncertain"][1] == draws["plants"]["uncertain"][1].tolist()
+
+
+def test_run_values_and_summary_table_against_the_runs_by_hand():
+    runs = [
+        {"time_near_goal": 0.5, "max_violation_by_state": [0.0, 0.0, 2.0, 0.0]},
+        {"time_near_goal": 0.7, "max_violation_by_state": [0.3, 0.0, 0.0, 1.0]},
+        {"time_near_goal": 0.9, "max_violation_by_state": [0.0, 0.1, 4.0, 0.0]},
+    ]
+    np.testing.assert_array_equal(evaluation.run_values(runs, "time_near_goal"), [0.5, 0.7, 0.9])
+    np.testing.assert_array_equal(evaluation.run_values(runs, "max_violation_T_R"), [2, 0, 4])
+    np.testing.assert_array_equal(evaluation.run_values(runs, "max_violation_c_A"), [0, 0.3, 0])
+    with pytest.raises(ValueError, match="metric must be"):
+        evaluation.run_values(runs, "max_violation_T_X")
+    rows = evaluation.summary_table({"p": {"a": runs, "b": runs[:2]}}, ["max_violation_T_R"])
+    assert [(r["plant"], r["agent"], r["n"]) for r in rows] == [("p", "a", 3), ("p", "b", 2)]
+    # mean 2, sample standard deviation 2: half-width 1.96 * 2 / sqrt(3)
+    assert rows[0]["mean"] == pytest.approx(2.0)
+    assert rows[0]["ci_high"] == pytest.approx(2.0 + 1.96 * 2.0 / np.sqrt(3.0))
+    assert rows[1]["ci_low"] == pytest.approx(1.0 - 1.96 * np.sqrt(2.0) / np.sqrt(2.0))
+
+
+def test_cold_solves_without_restoration_give_the_same_closed_loop():
+    # from x_bad the baseline's hard bounds cannot be met: its cold solves fail, with IPOPT's
+    # restoration phase (its default) or without it (the agents' option); the loop is the same
+    x_bad = np.array([1.99, 1.45, 60.0, 60.0])
+    runs = [
+        evaluation.run_agent(agents.baseline_mpc(horizon=3, ipopt_options=opts), x_bad, 0.7, 6)
+        for opts in ({}, {"max_resto_iter": 3000000})
+    ]
+    assert agents.IPOPT_OPTIONS["max_resto_iter"] == 0
+    assert runs[0].failures == runs[1].failures >= 1
+    np.testing.assert_array_equal(runs[0].states, runs[1].states)
+    # from a feasible start no solve passes through restoration: the same loop again
+    runs = [
+        evaluation.run_agent(agents.baseline_mpc(horizon=3, ipopt_options=opts), x0, 0.65, 4)
+        for opts, x0 in [({}, cstr.X0_FIG3), ({"max_resto_iter": 3000000}, cstr.X0_FIG3)]
+    ]
+    assert runs[0].failures == runs[1].failures == 0
+    np.testing.assert_allclose(runs[0].states, runs[1].states, rtol=1e-12)
