@@ -355,3 +355,35 @@ def test_cold_solves_without_restoration_give_the_same_closed_loop():
     ]
     assert runs[0].failures == runs[1].failures == 0
     np.testing.assert_allclose(runs[0].states, runs[1].states, rtol=1e-12)
+
+
+class _CountingBuilder:
+    """Builds an RL agent and counts the builds (picklable, for evaluate's jobs)."""
+
+    calls = 0
+
+    def __init__(self, weights, tag):
+        self.weights, self.tag = weights, tag
+
+    def __call__(self):
+        type(self).calls += 1
+        return agents.RLAgent(self.weights)
+
+
+def test_evaluate_builds_an_agent_once_per_process_and_builder(sac_model):
+    w = nn.sac_weights(sac_model)
+    rng = np.random.default_rng(5)
+    x0s, goals = rng.uniform(cstr.X_LOW, cstr.X_HIGH, size=(3, 4)), [0.6, 0.7, 0.8]
+    _CountingBuilder.calls = 0
+    runs = evaluation.evaluate(
+        {"RL": _CountingBuilder(w, "a")}, x0s, goals, 3, progress=False, states_per_job=1
+    )
+    assert _CountingBuilder.calls == 1  # three jobs in this process, one build
+    evaluation.evaluate({"RL": _CountingBuilder(w, "a")}, x0s, goals, 3, progress=False)
+    assert _CountingBuilder.calls == 1  # an equal builder: the same agent again
+    evaluation.evaluate({"RL": _CountingBuilder(w, "b")}, x0s, goals, 3, progress=False)
+    assert _CountingBuilder.calls == 2  # another builder: built anew
+    for i in range(3):  # and each run is the fresh agent's closed loop
+        fresh = evaluation.run_agent(agents.RLAgent(w), x0s[i], goals[i], 3)
+        m = evaluation.trajectory_metrics(fresh.states, goals[i])
+        assert runs["RL"][i]["l2_error"] == m["l2_error"]

@@ -13,6 +13,8 @@ initial states in parallel (joblib) with the same numbers as a serial run.
 
 from __future__ import annotations
 
+import hashlib
+import pickle
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -238,9 +240,30 @@ def summary_table(results: Mapping[str, Mapping[str, Any]], metrics: Any) -> lis
     ]
 
 
+#: Agents built in this process, by the SHA-256 of their pickled builder: the jobs of
+#: :func:`evaluate` that a worker process runs one after another reuse them instead of building
+#: (and compiling) the same MPC again. Every run resets its agent, so a reused agent gives the
+#: same runs as a fresh one. At most :data:`_MAX_BUILT` are kept.
+_BUILT: dict[bytes, Any] = {}
+_MAX_BUILT = 16
+
+
+def _build(factory: Any) -> Any:
+    """``factory()``, or the agent that an equal (same pickle) builder built in this process."""
+    try:
+        key = hashlib.sha256(pickle.dumps(factory)).digest()
+    except (pickle.PicklingError, AttributeError, TypeError):  # e.g. a lambda: build anew
+        return factory()
+    if key not in _BUILT:
+        if len(_BUILT) >= _MAX_BUILT:
+            _BUILT.pop(next(iter(_BUILT)))  # forget the oldest
+        _BUILT[key] = factory()
+    return _BUILT[key]
+
+
 def _agents_of(agents: Mapping[str, Any]) -> dict[str, Any]:
-    """Agents from ``agents``: an agent is used as it is, a factory is called."""
-    return {name: (a if hasattr(a, "act") else a()) for name, a in agents.items()}
+    """Agents from ``agents``: an agent is used as it is, a builder is called (or its agent reused)."""
+    return {name: (a if hasattr(a, "act") else _build(a)) for name, a in agents.items()}
 
 
 def _run_states(
