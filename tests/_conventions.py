@@ -353,3 +353,19 @@ def widget_imports(paths: list[Path]) -> list[str]:
             lines = path.read_text().splitlines()
         found += [f"{path.name}:{i}" for i, ln in enumerate(lines, 1) if WIDGET_IMPORT.match(ln)]
     return found
+
+
+GLUE_CALL = re.compile(r"""\bglue\(\s*["']([^"']+)["']""")
+
+
+def duplicate_glue_keys(notebook: Path) -> list[str]:
+    """Glue names (literal ones) that a notebook glues in more than one place: MyST-NB warns on
+    each, so ``jupyter-book build -W`` fails."""
+    cells = json.loads(notebook.read_text())["cells"]
+    keys = [
+        k
+        for c in cells
+        if c["cell_type"] == "code"
+        for k in GLUE_CALL.findall("".join(c["source"]))
+    ]
+    return sorted({f"{notebook.name}: {k}" for k in keys if keys.count(k) > 1})

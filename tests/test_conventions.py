@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from _conventions import (
     ROOT,
+    duplicate_glue_keys,
     function_level_imports,
     import_cycles,
     import_graph,
@@ -251,3 +252,17 @@ def test_progress_bars_are_text_not_widgets(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("import numpy\nfrom tqdm.auto import tqdm\n")
     assert widget_imports([bad]) == ["bad.py:2"]
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_each_glue_name_glued_once(notebook: Path) -> None:
+    assert duplicate_glue_keys(notebook) == []
+
+
+def test_duplicate_glue_check_finds_a_repeat(notebook_copy: Path) -> None:
+    def repeat(nb: dict) -> None:
+        cell = [c for c in nb["cells"] if c["cell_type"] == "code"][-1]
+        cell["source"] = 'glue("twice", 1, display=False)\nglue("twice", 2, display=False)\n'
+
+    _edit(notebook_copy, repeat)
+    assert duplicate_glue_keys(notebook_copy) == [f"{notebook_copy.name}: twice"]
