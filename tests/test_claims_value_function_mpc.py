@@ -95,19 +95,24 @@ def test_the_learned_value_decides_whether_rlmpc_reaches_the_target() -> None:
     )
 
 
-def test_fig3s_claims_hold_for_every_sac_seed() -> None:
+def test_fig3s_claims_across_sac_seeds() -> None:
     m = _m()
     n = m["sac_seeds.n_seeds"]
     assert n >= 5 and m["sac_seeds.seeds"][0] == 0
     tol = m["fig3.soft_tolerance"]
-    assert all(v > tol for v in m["sac_seeds.rl_max_violation"])  # RL leaves the box
-    assert all(v <= tol for v in m["sac_seeds.rlmpc_max_violation"])  # RL+MPC stays inside
-    assert all(s is not None for s in m["sac_seeds.rlmpc_steps_to_target"])  # and reaches g
-    assert all(e <= BAND for e in m["sac_seeds.rlmpc_final_cb_error"])
+    # the first two claims hold for every seed: RL leaves the box, RL+MPC stays inside
+    assert all(v > tol for v in m["sac_seeds.rl_max_violation"])
+    assert all(v <= tol for v in m["sac_seeds.rlmpc_max_violation"])
+    # the third depends on the run: RL+MPC reaches the target for most seeds, not for all
+    steps = m["sac_seeds.rlmpc_steps_to_target"]
+    reached = np.array([s is not None for s in steps])
+    assert n / 2 < reached.sum() < n
+    errors = np.array(m["sac_seeds.rlmpc_final_cb_error"])
+    assert np.all(errors[reached] <= BAND) and np.all(errors[~reached] > BAND)
     # seed 0 is Fig. 3's agent
-    assert m["sac_seeds.rlmpc_final_cb_error"][0] == m["fig3.rlmpc.final_cb_error"]
+    assert errors[0] == m["fig3.rlmpc.final_cb_error"]
     assert m["sac_seeds.rl_max_violation"][0] == m["fig3.rl.max_violation"]
-    # RL+MPC settles hot, just under its soft bound T_R <= 140, far from the paper's ~123 deg C
-    t_r = np.array(m["sac_seeds.rlmpc_final_T_R"])
-    assert len(t_r) == n and np.all(t_r <= 140.0 + tol)
-    assert np.all(t_r > 130.0)
+    # those at the target settle hot, just under the soft bound T_R <= 140, far from the
+    # paper's ~123 deg C
+    t_r = np.array(m["sac_seeds.rlmpc_final_T_R"])[reached]
+    assert np.all((t_r > 130.0) & (t_r <= 140.0 + tol))
