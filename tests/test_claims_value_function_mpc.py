@@ -88,11 +88,7 @@ def test_the_learned_value_decides_whether_rlmpc_reaches_the_target() -> None:
     # from the random initial states, V more than doubles the time near the goal
     near = m["ablation.eval.value_gauss_soft.time_near_goal"]
     assert near > 2 * m["ablation.eval.novalue_gauss_soft.time_near_goal"]
-    assert near == next(
-        row["mean"]
-        for row in m["eval.table"]
-        if (row["plant"], row["agent"], row["metric"]) == ("nominal", "RL+MPC", "time_near_goal")
-    )
+    assert near == _nominal_near(m)["RL+MPC"]  # the same runs as the evaluation's
 
 
 def test_fig3s_claims_across_sac_seeds() -> None:
@@ -116,3 +112,33 @@ def test_fig3s_claims_across_sac_seeds() -> None:
     # paper's ~123 deg C
     t_r = np.array(m["sac_seeds.rlmpc_final_T_R"])[reached]
     assert np.all((t_r > 130.0) & (t_r <= 140.0 + tol))
+
+
+def _nominal_near(m: dict) -> dict:
+    """Fraction of steps near the goal on the nominal plant, per agent, from the table."""
+    return {
+        row["agent"]: row["mean"]
+        for row in m["eval.table"]
+        if row["plant"] == "nominal" and row["metric"] == "time_near_goal"
+    }
+
+
+def test_outside_the_tree_both_mpcs_run_hot_on_plants_with_a_small_alpha() -> None:
+    m = _m()
+    for a in ("mpc", "rlmpc"):
+        # on the nominal and the tree's plants T_R never exceeds its bound by more than 1 deg C
+        assert m[f"eval.nominal.{a}.hot_runs"] == 0 and m[f"eval.uncertain.{a}.hot_runs"] == 0
+        assert m[f"eval.uncertain.{a}.worst_violation_by_state"]["T_R"] <= 1.0
+        # outside the tree it does, by several degrees
+        assert m[f"eval.out_of_tree.{a}.hot_runs"] > 0
+        assert m[f"eval.out_of_tree.{a}.worst_violation_by_state"]["T_R"] > 5.0
+        assert (
+            m[f"eval.out_of_tree.{a}.max_violation_by_state"]["T_R"]
+            > (m[f"eval.uncertain.{a}.max_violation_by_state"]["T_R"])
+        )
+    # every hot run is on a plant whose alpha is below the tree's smallest, 0.95
+    assert m["eval.out_of_tree.hot_alpha_max"] < 0.95
+    # and every agent spends fewer steps near the goal than on the nominal plant
+    near = _nominal_near(m)
+    for agent, a in (("RL", "rl"), ("MPC", "mpc"), ("RL+MPC", "rlmpc")):
+        assert m[f"eval.out_of_tree.{a}.time_near_goal"] < near[agent]
