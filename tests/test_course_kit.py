@@ -82,7 +82,7 @@ def test_course_page_lists_every_chapter_and_the_measured_times() -> None:
 def _artifact_loaders() -> set[str]:
     """Names of lgutils functions whose body calls lgutils.core.paths.data_path."""
     names = {"data_path"}
-    for path in (ROOT / "lgutils").glob("*.py"):
+    for path in (ROOT / "lgutils").rglob("*.py"):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.FunctionDef) and any(
