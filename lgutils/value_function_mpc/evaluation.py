@@ -11,16 +11,18 @@ Every run depends only on its agent, initial state, goal and plant, so :func:`ev
 initial states in parallel (joblib) with the same numbers as a serial run.
 
 Where the time goes (chapter 07 at full fidelity, 200 states, 2 processes on 2 cores, 2026-12-05):
-the study took 1,582 s (nominal 456 s, scenario-tree plants 444 s, out-of-tree plants 589 s,
-RL+MPC without V 93 s). Per 50-step run, on one core: RL 0.02 s, baseline MPC about 2.0 s,
-RL+MPC about 2.4 s, RL+MPC without V 0.65 s. In RL+MPC about 70 % is the learned value's share:
-its Hessian alone is 42 % of the NLP functions' time. Writing ``V`` in SX (expanded, or as an SX
-function called from the MX graph) made those solves 2.5 times slower, and evaluating the nine
-scenarios' ``V`` as one mapped call gained nothing. In the baseline on out-of-tree plants, 53 %
-of the time is cold solves that fail where the hard state bounds cannot be met (about 36 IPOPT
-iterations each, already without the restoration phase). Even at no cost for ``V`` the study
-would take about 16 minutes on 2 cores; the solver tolerance that would halve the baseline's
-iterations moves its closed loops by up to 13 % (see ``benchmarks/cstr_mpc_vs_dompc.py``).
+the study took 1,582 s (nominal 456 s, scenario-tree plants 444 s, out-of-tree plants 589 s, RL+MPC
+without V 93 s). Per 50-step run, on one core: RL 0.02 s, baseline MPC about 2.0 s, RL+MPC about
+2.4 s, RL+MPC without V 0.65 s. In RL+MPC's solves, the Hessian of the Lagrangian takes 42 % of the
+time (61 % of the NLP functions' time), most of it the learned value's. Other forms of ``V`` were
+slower or no faster: ``V`` in SX called from the MX graph made the runs 2.5 times slower; an
+expanded (SX) Hessian of the nine scenarios' ``V`` took 4 times as long to evaluate as the MX one,
+and one mapped call over the nine scenarios as long. In the baseline on out-of-tree plants, 53 % of
+the time is cold solves that fail where the hard state bounds cannot be met (about 36 IPOPT
+iterations each, already without the restoration phase). Even at no cost for ``V`` (RL+MPC's runs
+as cheap as those without V) the study would take an estimated 16 minutes on 2 cores; the solver
+tolerance that would halve the baseline's iterations moves its closed loops by up to 13 % (see
+``benchmarks/cstr_mpc_vs_dompc.py``).
 """
 
 from __future__ import annotations
