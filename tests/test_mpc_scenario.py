@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import casadi as ca
 import numpy as np
 import pytest
 
@@ -154,3 +155,100 @@ def test_terminal_bounds_false_leaves_the_last_state_free_like_do_mpc():
     without = _mpc([0.0], 3, terminal=False, **kw).policy([0.0], {"r": 2.0})
     assert without.x_pred[0, 1:-1, 0].max() <= 1.0 + 1e-6
     assert without.x_pred[0, -1, 0] > 1.1  # x_H runs toward the reference
+
+
+# ---------------------------------------------------------------------------------------------
+# Cost.terminal_derivatives: IPOPT's derivative functions from a closed-form terminal cost
+# ---------------------------------------------------------------------------------------------
+def _softplus_terminal(x, p):
+    """A curved terminal cost: softplus of a weighted sum plus a quadratic, in physical units."""
+    z = 3.0 * x[0] - 2.0 * x[1] + p["c"]
+    return ca.log(1 + ca.exp(z)) + 0.5 * x[0] ** 2 + x[0] * x[1]
+
+
+def _softplus_derivatives(x, p):
+    """Its gradient and Hessian by hand."""
+    a = ca.DM([3.0, -2.0])
+    z = 3.0 * x[0] - 2.0 * x[1] + p["c"]
+    sig = 1 / (1 + ca.exp(-z))
+    quad = ca.DM([[1.0, 1.0], [1.0, 0.0]])
+    return sig * a + quad @ x, sig * (1 - sig) * (a @ a.T) + quad
+
+
+def _oscillator(closed_form: bool) -> ScenarioMPC:
+    """A 3-scenario damped oscillator with a nonlinear term, scaled variables, unequal weights."""
+
+    def dynamics(x, u, theta):
+        return ca.vertcat(x[1], -theta[0] * x[0] - 0.5 * x[1] + 0.2 * ca.sin(x[0]) + u[0])
+
+    return ScenarioMPC(
+        Model(2, 1, dynamics, integrator="collocation", dt=0.2, degree=2),
+        Cost(
+            lambda x, u, p: ca.sumsqr(x) + 0.1 * ca.sumsqr(u),
+            _softplus_terminal,
+            terminal_derivatives=_softplus_derivatives if closed_form else None,
+        ),
+        4,
+        ScenarioTree([[0.8], [1.0], [1.3]], weights=[0.2, 0.5, 0.3]),
+        params=Params({"c": ()}, default={"c": 0.3}),
+        bounds=Bounds([-2.0], [2.0]),
+        scaling=Scaling([2.0, 0.5], [3.0]),
+        solver=SolverOptions(ipopt={"tol": 1e-12}),
+    )
+
+
+def test_closed_form_terminal_derivatives_give_ipopt_the_automatic_derivatives():
+    # IPOPT's gradient, Jacobian and Lagrangian Hessian of the MPC whose terminal cost brings
+    # its derivatives equal CasADi's AD of the same NLP (through the scenarios' weights and the
+    # variable scaling), and the solution is the one of the MPC without them
+    fast, plain = _oscillator(True), _oscillator(False)
+    b = fast.mpc.problem("policy")
+    w, P, f, g = (b.nlp[k] for k in ("x", "p", "f", "g"))
+    lam_f, lam_g = ca.MX.sym("lam_f"), ca.MX.sym("lam_g", g.numel())
+    ad = {
+        "nlp_grad_f": ca.Function("gf", [w, P], [f, ca.gradient(f, w)]),
+        "nlp_jac_g": ca.Function("jg", [w, P], [g, ca.jacobian(g, w)]),
+        "nlp_hess_l": ca.Function(
+            "hl", [w, P, lam_f, lam_g], [ca.triu(ca.hessian(lam_f * f + ca.dot(lam_g, g), w)[0])]
+        ),
+    }
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        wv, pv = rng.normal(size=b.n_w), rng.normal(size=b.n_p)
+        args = {"nlp_hess_l": (wv, pv, 0.7, rng.normal(size=g.numel()))}
+        for name, ref in ad.items():
+            got = b.solver.get_function(name)(*args.get(name, (wv, pv)))
+            want = ref(*args.get(name, (wv, pv)))
+            got, want = (list(v) if isinstance(v, tuple | list) else [v] for v in (got, want))
+            for a, c in zip(got, want, strict=True):
+                np.testing.assert_allclose(
+                    np.array(ca.densify(a)), np.array(ca.densify(c)), atol=1e-10
+                )
+    x0 = np.array([0.8, -0.4])
+    r_fast, r_plain = fast.policy(x0, {"c": 0.3}), plain.policy(x0, {"c": 0.3})
+    np.testing.assert_allclose(r_fast.x_pred, r_plain.x_pred, atol=1e-8)
+    np.testing.assert_allclose(r_fast.action, r_plain.action, atol=1e-8)
+    assert abs(r_fast.value - r_plain.value) < 1e-9
+
+
+def test_terminal_derivatives_are_checked():
+    def stage(x, u, p):
+        return ca.sumsqr(x)
+
+    with pytest.raises(ValueError, match="terminal_derivatives needs a terminal cost"):
+        Cost(stage, terminal_derivatives=lambda x, p: (x, x @ x.T))
+    with pytest.raises(ValueError, match="terminal_derivatives must be callable"):
+        Cost(stage, lambda x, p: ca.sumsqr(x), terminal_derivatives=3)
+
+    def build(derivatives):
+        return ScenarioMPC(
+            Model(2, 1, lambda x, u, th: ca.vertcat(x[1], u[0]), dt=0.1),
+            Cost(stage, lambda x, p: ca.sumsqr(x), terminal_derivatives=derivatives),
+            2,
+            ScenarioTree([[1.0]]),
+        )
+
+    with pytest.raises(ValueError, match=r"hessian must have shape \(2, 2\)"):
+        build(lambda x, p: (2 * x, ca.DM.eye(3)))
+    with pytest.raises(ValueError, match=r"must return \(gradient, hessian\)"):
+        build(lambda x, p: 2 * x)

@@ -231,3 +231,35 @@ def test_mx_graphs_equal_sx_graphs(cstr_model):
         )
     with pytest.raises(ValueError, match="sym must be 'SX' or 'MX'"):
         nn.value_function(w, sym="DM")
+
+
+@pytest.mark.parametrize("activation", ["silu", "relu", "tanh"])
+def test_closed_form_value_derivatives_equal_casadis_automatic_ones(activation):
+    # the edge-pushing gradient and Hessian against CasADi's AD of the same network, on random
+    # weights of the shipped networks' shapes (O(1), so that every layer's curvature counts)
+    from lgutils.core.nn_hessian import value_derivatives
+
+    rng = np.random.default_rng(3)
+    shapes = {"actor": [(64, 5), (64, 64), (2, 64)], "critic0": [(64, 7), (64, 64), (1, 64)]}
+    weights = {"activation": np.array(activation), "action_low": -np.ones(2)}
+    weights["action_high"] = np.ones(2)
+    for net, layers in shapes.items():
+        for k, (n_out, n_in) in enumerate(layers):
+            weights[f"{net}.W{k}"] = rng.normal(size=(n_out, n_in)) / np.sqrt(n_in)
+            weights[f"{net}.b{k}"] = 0.3 * rng.normal(size=n_out)
+    gradient, hessian = value_derivatives(weights)
+    s = ca.SX.sym("s", 5)
+    v = nn.value_function(weights, sym="SX")(s)
+    ad = ca.Function("ad", [s], [ca.gradient(v, s), ca.hessian(v, s)[0]])
+    for point in rng.normal(size=(5, 5)):
+        g_ad, h_ad = (np.array(m) for m in ad(point))
+        np.testing.assert_allclose(np.array(gradient(point)), g_ad, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(np.array(hessian(point)), h_ad, rtol=1e-9, atol=1e-11)
+        assert activation == "relu" or np.abs(h_ad).max() > 1e-2  # there is curvature to get
+
+
+def test_value_derivatives_rejects_a_third_critic():
+    from lgutils.core.nn_hessian import value_derivatives
+
+    with pytest.raises(ValueError, match="index must be 0 or 1"):
+        value_derivatives({"activation": np.array("silu")}, index=2)

@@ -12,7 +12,7 @@ from stable_baselines3 import SAC
 from lgutils.core import nn
 from lgutils.mpc import MPCSolveError
 from lgutils.mpc.scenario import scenario_grid
-from lgutils.value_function_mpc import agents, cstr, evaluation
+from lgutils.value_function_mpc import agents, cstr, evaluation, train
 from lgutils.value_function_mpc.env import CSTREnv
 
 torch.set_num_threads(1)
@@ -119,6 +119,46 @@ def test_value_casadi_equals_value_numpy_and_has_the_finite_difference_gradient(
             ]
         )
         np.testing.assert_allclose(np.asarray(grad(xi)).ravel(), fd, rtol=1e-5, atol=1e-6)
+
+
+def test_value_derivatives_are_the_automatic_derivatives_of_value_casadi(sac_model):
+    # the closed form RL+MPC gives IPOPT, against CasADi's AD of the V the chapter composes
+    w = nn.sac_weights(sac_model)
+    derivatives = agents.value_derivatives(w)
+    x, g = ca.SX.sym("x", 4), ca.SX.sym("g")
+    v = agents.value_casadi(w)(x, g)
+    ad = ca.Function("ad", [x, g], [ca.gradient(v, x), ca.hessian(v, x)[0]])
+    xm, gm = ca.MX.sym("x", 4), ca.MX.sym("g")
+    cf = ca.Function("cf", [xm, gm], list(derivatives(xm, gm)))
+    rng = np.random.default_rng(1)
+    for xi, gi in zip(
+        rng.uniform(cstr.X_LOW, cstr.X_HIGH, (5, 4)), rng.uniform(0.3, 1.3, 5), strict=True
+    ):
+        for got, want in zip(cf(xi, gi), ad(xi, gi), strict=True):
+            np.testing.assert_allclose(np.array(got), np.array(want), rtol=1e-9, atol=1e-12)
+
+
+def test_rlmpc_hands_ipopt_the_automatic_derivatives_of_its_nlp():
+    # RL+MPC's IPOPT takes V's derivatives in closed form and the rest expanded; CasADi's AD of
+    # the whole NLP (the slow, plain route) must give the same numbers
+    agent = agents.rlmpc(train.load_cstr_run()["weights"], horizon=2)
+    b = agent.mpc.mpc.problem("policy")
+    w, P, f, g = (b.nlp[k] for k in ("x", "p", "f", "g"))
+    lam_f, lam_g = ca.MX.sym("lam_f"), ca.MX.sym("lam_g", g.numel())
+    hess = ca.Function(
+        "hl", [w, P, lam_f, lam_g], [ca.triu(ca.hessian(lam_f * f + ca.dot(lam_g, g), w)[0])]
+    )
+    grad = ca.Function("gf", [w, P], [ca.gradient(f, w)])
+    rng = np.random.default_rng(2)
+    wv = rng.uniform(0.3, 1.5, b.n_w)
+    pv = np.r_[np.tile(cstr.X0_FIG3 / agents.X_SCALE, 9), 0.6]
+    lg = rng.normal(size=g.numel())
+    got = b.solver.get_function("nlp_hess_l")(wv, pv, 0.8, lg)
+    np.testing.assert_allclose(
+        np.array(ca.densify(got)), np.array(ca.densify(hess(wv, pv, 0.8, lg))), atol=1e-10
+    )
+    got = b.solver.get_function("nlp_grad_f")(wv, pv)[1]
+    np.testing.assert_allclose(np.array(got), np.array(grad(wv, pv)), atol=1e-12)
 
 
 def test_baseline_mpc_plans_are_consistent_with_the_plant_of_each_scenario():

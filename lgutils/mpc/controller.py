@@ -44,7 +44,7 @@ from lgutils.mpc.results import (
     PolicySensitivity,
     QSensitivity,
 )
-from lgutils.mpc.symbols import accepts_stage, call, column, options_error
+from lgutils.mpc.symbols import accepts_stage, call, column
 from lgutils.mpc.transcription import Transcription, parameter_dict, transcribe
 
 __all__ = ["MPC", "RawSolution"]
@@ -351,10 +351,7 @@ class MPC:
         if opts is None:
             return b.solver
         if "warm_solver" not in b.cache:
-            try:
-                b.cache["warm_solver"] = ca.nlpsol(f"mpc_{mode}_warm", "ipopt", b.nlp, opts)
-            except RuntimeError as exc:
-                raise options_error(exc, opts) from exc
+            b.cache["warm_solver"] = b.make_solver(f"mpc_{mode}_warm", opts)
         return b.cache["warm_solver"]
 
     def solve(

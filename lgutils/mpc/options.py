@@ -153,6 +153,14 @@ class Cost:
         Make the previously applied input an argument ``u_prev`` of every evaluation; stage
         callables find the input of the previous stage in ``p["u_prev"]`` (``u_prev`` at
         ``k = 0``, ``u_{k-1}`` afterwards).
+    terminal_derivatives : callable, optional
+        ``terminal_derivatives(x, p)`` -> ``(gradient, hessian)`` of ``terminal`` with respect to
+        ``x``, shapes (nx, 1) and (nx, nx), in closed form. A speed device for a terminal cost
+        whose automatic second derivatives are expensive (a neural network in ``MX``): IPOPT's
+        derivative functions then take the terminal cost's from it and the rest of the NLP
+        expanded to ``SX``; the value, and every other use of the NLP (sensitivities), still
+        come from ``terminal``. The two must agree; test it (``tests/test_vfmpc.py`` does for
+        case study A).
     """
 
     stage: Callable
@@ -160,10 +168,14 @@ class Cost:
     discount: float = 1.0
     move_weight: Any = None
     use_u_prev: bool = False
+    terminal_derivatives: Callable | None = None
 
     def __post_init__(self) -> None:
         _callable("stage", self.stage, required=True)
         _callable("terminal", self.terminal)
+        _callable("terminal_derivatives", self.terminal_derivatives)
+        if self.terminal_derivatives is not None and self.terminal is None:
+            raise ValueError("terminal_derivatives needs a terminal cost, got terminal=None")
         gamma = check_in_open_interval("discount", self.discount, 0.0, 1.0, closed_high=True)
         object.__setattr__(self, "discount", gamma)
         if self.move_weight is not None:

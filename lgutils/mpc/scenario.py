@@ -38,6 +38,7 @@ from lgutils.core.validate import as_array, as_vector, check_positive_int
 from lgutils.mpc.controller import MPC
 from lgutils.mpc.options import Bounds, Constraints, Cost, Model, Params, SolverOptions
 from lgutils.mpc.results import MPCResult
+from lgutils.mpc.symbols import gradient_and_hessian
 
 __all__ = [
     "ScenarioMPC",
@@ -144,14 +145,29 @@ def _stacked_functions(smpc: Any, model: Model, cost: Cost, params: Params):
         pairs = zip(split(X, nx), split(U, nu), strict=True)
         return sum(float(w[i]) * stage_fn(xi, ui, *pv) for i, (xi, ui) in enumerate(pairs))
 
-    term = None
+    term = term_derivatives = None
     if cost.terminal is not None:
 
         def term(X, p):
             parts = split(X, nx)
             return sum(float(w[i]) * cost.terminal(xi * ca.DM(xs), p) for i, xi in enumerate(parts))
 
-    return stage, dyn, term
+    if cost.terminal_derivatives is not None:
+
+        def term_derivatives(X, p):
+            # the scenarios' terminal costs are separate: a stacked gradient, a block-diagonal
+            # Hessian, both in the scaled variables
+            grads, hessians = [], []
+            D = ca.DM(np.diag(xs))
+            for i, xi in enumerate(split(X, nx)):
+                g_i, H_i = gradient_and_hessian(
+                    "terminal_derivatives", cost.terminal_derivatives(xi * ca.DM(xs), p), nx
+                )
+                grads.append(float(w[i]) * (D @ g_i))
+                hessians.append(float(w[i]) * (D @ H_i @ D))
+            return ca.vertcat(*grads), ca.diagcat(*hessians)
+
+    return stage, dyn, term, term_derivatives
 
 
 @dataclass(frozen=True)
@@ -248,8 +264,10 @@ class ScenarioMPC:
         IPOPT options for cold and warm-started solves (``ipopt``, ``warm_ipopt``) and
         ``nlpsol={"expand": False}`` to keep a matrix-level terminal cost (a neural network
         built from MX, see :func:`lgutils.core.nn.value_function`) out of CasADi's scalar
-        expansion: the dynamics and stage costs are SX functions in any case. Warm starts are
-        always on; the cold start puts the inputs in the middle of their bounds.
+        expansion: the dynamics and stage costs are SX functions in any case. Faster still, a
+        terminal cost with ``Cost.terminal_derivatives`` keeps itself out of the expansion and
+        the rest is expanded. Warm starts are always on; the cold start puts the inputs in the
+        middle of their bounds.
     """
 
     def __init__(
@@ -293,7 +311,7 @@ class ScenarioMPC:
         self._soft_idx = np.flatnonzero(np.isfinite(self.soft_ub))
         self.soft_terminal = bool(soft.terminal)
         params = params if isinstance(params, Params) else Params(params or {})
-        stage, dyn, term = _stacked_functions(self, model, cost, params)
+        stage, dyn, term, term_derivatives = _stacked_functions(self, model, cost, params)
         mw = None
         if cost.move_weight is not None:
             r = as_vector("move_weight", cost.move_weight, nu)
@@ -303,7 +321,13 @@ class ScenarioMPC:
         solver = solver or SolverOptions()
         self.mpc = MPC(
             Model(S * nx, S * nu, dyn, model.integrator, model.dt, model.substeps, model.degree),
-            Cost(stage, term, discount=cost.discount, move_weight=mw),
+            Cost(
+                stage,
+                term,
+                discount=cost.discount,
+                move_weight=mw,
+                terminal_derivatives=term_derivatives,
+            ),
             self.horizon,
             params=params,
             constraints=self._constraints(soft.penalty),

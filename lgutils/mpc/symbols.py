@@ -78,3 +78,18 @@ def scalar(name: str, value: Any) -> ca.MX:
     if col.numel() != 1:
         raise ValueError(f"{name} must return a scalar, got shape {col.shape}")
     return col
+
+
+def gradient_and_hessian(name: str, value: Any, n: int) -> tuple[ca.MX, ca.MX]:
+    """A user callable's ``(gradient, hessian)`` as MX of shapes (n, 1) and (n, n)."""
+    if not (isinstance(value, (list, tuple)) and len(value) == 2):
+        raise ValueError(f"{name} must return (gradient, hessian), got {type(value).__name__}")
+    grad = column(f"{name}' gradient", value[0], n)
+    hess = value[1]
+    if isinstance(hess, (int, float, np.ndarray, np.generic)):
+        hess = ca.DM(np.asarray(hess, dtype=float))
+    if not isinstance(hess, (ca.MX, ca.SX, ca.DM)):
+        raise ValueError(f"{name}' hessian must be a CasADi expression, got {type(hess).__name__}")
+    if hess.shape != (n, n):
+        raise ValueError(f"{name}' hessian must have shape ({n}, {n}), got {hess.shape}")
+    return grad, ca.MX(hess) if not isinstance(hess, ca.MX) else hess

@@ -19,7 +19,15 @@ import casadi as ca
 import numpy as np
 
 from lgutils.mpc.discretisation import collocation_coefficients
-from lgutils.mpc.symbols import ParamDict, accepts_stage, call, column, options_error, scalar
+from lgutils.mpc.symbols import (
+    ParamDict,
+    accepts_stage,
+    call,
+    column,
+    gradient_and_hessian,
+    options_error,
+    scalar,
+)
 
 __all__ = ["Transcription", "transcribe", "parameter_dict", "shift_source"]
 
@@ -58,6 +66,12 @@ class Transcription:
     cache : dict
         Functions built on first use (the warm-start solver, the reverse-mode derivative, the
         Lagrangian's parameter gradient, CasADi maps, the QP of ``method="qp"``).
+    solver_nlp : dict or None
+        The NLP as IPOPT's instances take it, where it differs from ``nlp`` (with
+        ``Cost.terminal_derivatives``: the same functions, the rest of the NLP expanded).
+    derivative_options : dict
+        ``grad_f``, ``jac_g`` and ``hess_lag`` for ``casadi.nlpsol`` (with
+        ``Cost.terminal_derivatives``; empty otherwise).
     """
 
     mode: str
@@ -80,6 +94,18 @@ class Transcription:
     shift_w: np.ndarray
     shift_g: np.ndarray
     cache: dict = field(default_factory=dict)
+    solver_nlp: dict | None = None
+    derivative_options: dict = field(default_factory=dict)
+
+    def make_solver(self, name: str, opts: dict[str, Any]) -> ca.Function:
+        """An IPOPT instance of this NLP with ``opts`` (plus its own derivative functions)."""
+        opts = {**opts, **self.derivative_options}
+        if self.derivative_options:
+            opts["expand"] = False  # the functions are already expanded where it pays
+        try:
+            return ca.nlpsol(name, "ipopt", self.solver_nlp or self.nlp, opts)
+        except RuntimeError as exc:
+            raise options_error(exc, opts) from exc
 
 
 def shift_source(blocks: list[tuple[tuple[str, int], int, int]], n: int) -> np.ndarray:
@@ -122,6 +148,8 @@ class _Builder:
         self.slacks: list[np.ndarray] = []
         self.n_w = 0
         self.n_g = 0
+        # (value, gradient, Hessian) of the terminal cost with Cost.terminal_derivatives
+        self.closed_form_terminal: tuple | None = None
 
     def var(self, sym: ca.MX, lo: np.ndarray, hi: np.ndarray, kind: tuple[str, int]) -> np.ndarray:
         """Add a block of variables; return its positions in ``w``."""
@@ -256,7 +284,14 @@ def _terminal(mpc, nlp: _Builder, fns, with_k, x_H, pdict) -> list:
     terms = []
     if fns["terminal_cost"] is not None:
         VH = call(fns["terminal_cost"], (x_H, pdict), H, with_k["terminal_cost"])
-        terms.append((mpc.discount**H) * scalar("terminal_cost", VH))
+        term = (mpc.discount**H) * scalar("terminal_cost", VH)
+        derivatives = mpc.cost.terminal_derivatives
+        if derivatives is None:
+            terms.append(term)
+        else:
+            out = call(derivatives, (x_H, pdict), H, accepts_stage(derivatives, 2))
+            grad, hess = gradient_and_hessian("terminal_derivatives", out, mpc.nx)
+            nlp.closed_form_terminal = (term, (mpc.discount**H) * grad, (mpc.discount**H) * hess)
     if fns["t_eq"] is not None:
         ge = call(fns["t_eq"], (x_H, pdict), H, with_k["t_eq"])
         nlp.equal(column("terminal_eq_constraints", ge), ("t_eq", H))
@@ -289,6 +324,37 @@ def _split_fixed_rows(nlp: _Builder, P: ca.MX, mode: str):
         G = ca.vertcat(*[G[i] for i in keep]) if len(keep) else ca.MX(0, 1)
         lbg, ubg = lbg[keep], ubg[keep]
     return wv, G, lbg, ubg, keep, pre
+
+
+def _closed_form_functions(nlp: _Builder, wv, P, J_rest, G, idx_H: np.ndarray, mode: str):
+    """IPOPT's NLP and derivative functions when the terminal cost brings its own derivatives.
+
+    Everything but the terminal cost is expanded to ``SX`` (objective, constraints, their
+    gradient, Jacobian and the Lagrangian's Hessian); the terminal cost's gradient and Hessian
+    are placed at ``x_H``'s positions in ``w``.
+    """
+    V, grad, hess = nlp.closed_form_terminal
+    lam_f, lam_g = ca.MX.sym("lam_f"), ca.MX.sym("lam_g", G.numel())
+    rest = ca.Function(
+        f"rest_{mode}", [wv, P], [J_rest, G, ca.gradient(J_rest, wv), ca.jacobian(G, wv)]
+    ).expand()
+    f, g, df, dg = rest(wv, P)
+    lagrangian = lam_f * J_rest + ca.dot(lam_g, G)
+    rest_hessian = ca.Function(
+        f"rest_hess_{mode}", [wv, P, lam_f, lam_g], [ca.triu(ca.hessian(lagrangian, wv)[0])]
+    ).expand()
+    d2 = rest_hessian(wv, P, lam_f, lam_g)
+    nx = idx_H.size
+    E = ca.DM(ca.Sparsity.triplet(wv.numel(), nx, idx_H.tolist(), list(range(nx))), 1.0)
+    f = f + V
+    options = {
+        "grad_f": ca.Function(f"grad_f_{mode}", [wv, P], [f, df + E @ grad]),
+        "jac_g": ca.Function(f"jac_g_{mode}", [wv, P], [g, dg]),
+        "hess_lag": ca.Function(
+            f"hess_lag_{mode}", [wv, P, lam_f, lam_g], [d2 + ca.triu(E @ (lam_f * hess) @ E.T)]
+        ),
+    }
+    return {"x": wv, "p": P, "f": f, "g": g}, options
 
 
 def _shifts(nlp: _Builder, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -348,18 +414,15 @@ def transcribe(mpc: Any, mode: str) -> Transcription:
         J = J + term
     wv, G, lbg, ubg, keep, pre = _split_fixed_rows(nlp, P, mode)
     shift_w, shift_g = _shifts(nlp, keep)
+    solver_nlp, derivative_options = None, {}
+    if nlp.closed_form_terminal is not None:
+        solver_nlp, derivative_options = _closed_form_functions(nlp, wv, P, J, G, idx_x[H], mode)
+        J = J + nlp.closed_form_terminal[0]
     problem = {"x": wv, "p": P, "f": J, "g": G}
-    solver = None
-    if mpc.solver_options.method == "nlp":  # method="qp" solves with lgutils.mpc.qp instead
-        opts = mpc.solver_options.nlpsol_options()
-        try:
-            solver = ca.nlpsol(f"mpc_{mode}", "ipopt", problem, opts)
-        except RuntimeError as exc:
-            raise options_error(exc, opts) from exc
-    return Transcription(
+    result = Transcription(
         mode=mode,
         nlp=problem,
-        solver=solver,
+        solver=None,
         lbw=np.concatenate(nlp.lbw),
         ubw=np.concatenate(nlp.ubw),
         lbg=lbg,
@@ -376,4 +439,9 @@ def transcribe(mpc: Any, mode: str) -> Transcription:
         fg=ca.Function(f"fg_{mode}", [wv, P], [J, G]),
         shift_w=shift_w,
         shift_g=shift_g,
+        solver_nlp=solver_nlp,
+        derivative_options=derivative_options,
     )
+    if mpc.solver_options.method == "nlp":  # method="qp" solves with lgutils.mpc.qp instead
+        result.solver = result.make_solver(f"mpc_{mode}", mpc.solver_options.nlpsol_options())
+    return result
