@@ -26,8 +26,9 @@ from pathlib import Path
 TIMING = re.compile(
     r"(_s$|_ms$|_ms_|seconds|wall_time|speedup|throughput|time_ratio|versions$"
     # derived from timings: log-log slopes of solve times, the share of solves within a time
-    # budget, a display table that quotes timings next to other metrics
-    r"|loglog_slope|within_budget|^table$)"
+    # budget, ratios of two timings (chapter 06's sensitivity cost), a display table that
+    # quotes timings next to other metrics
+    r"|loglog_slope|within_budget|cost_ratio|^table$)"
 )
 #: Keys inside a nested value that hold timings (e.g. ``horizon_sweep[H].median_step_time``).
 NESTED_TIMING = re.compile(r"(time$|_s$|_ms$|seconds)")

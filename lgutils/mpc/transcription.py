@@ -335,10 +335,10 @@ def _closed_form_functions(nlp: _Builder, wv, P, J_rest, G, idx_H: np.ndarray, m
     """
     V, grad, hess = nlp.closed_form_terminal
     lam_f, lam_g = ca.MX.sym("lam_f"), ca.MX.sym("lam_g", G.numel())
-    rest = ca.Function(
-        f"rest_{mode}", [wv, P], [J_rest, G, ca.gradient(J_rest, wv), ca.jacobian(G, wv)]
-    ).expand()
-    f, g, df, dg = rest(wv, P)
+    # one function per output: a call computes all of a function's outputs
+    f, g = ca.Function(f"rest_fg_{mode}", [wv, P], [J_rest, G]).expand()(wv, P)
+    df = ca.Function(f"rest_grad_{mode}", [wv, P], [ca.gradient(J_rest, wv)]).expand()(wv, P)
+    dg = ca.Function(f"rest_jac_{mode}", [wv, P], [ca.jacobian(G, wv)]).expand()(wv, P)
     lagrangian = lam_f * J_rest + ca.dot(lam_g, G)
     rest_hessian = ca.Function(
         f"rest_hess_{mode}", [wv, P, lam_f, lam_g], [ca.triu(ca.hessian(lagrangian, wv)[0])]
