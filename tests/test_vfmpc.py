@@ -427,3 +427,48 @@ def test_evaluate_builds_an_agent_once_per_process_and_builder(sac_model):
         fresh = evaluation.run_agent(agents.RLAgent(w), x0s[i], goals[i], 3)
         m = evaluation.trajectory_metrics(fresh.states, goals[i])
         assert runs["RL"][i]["l2_error"] == m["l2_error"]
+
+
+class _CountingRLAgent(agents.RLAgent):
+    """An RL agent that counts its runs (every run resets its agent once)."""
+
+    resets = 0
+
+    def reset(self):
+        type(self).resets += 1
+
+
+def test_run_cache_runs_only_what_it_has_not_seen(sac_model):
+    from functools import partial
+
+    w = nn.sac_weights(sac_model)
+    rng = np.random.default_rng(11)
+    x0s, goals = rng.uniform(cstr.X_LOW, cstr.X_HIGH, size=(4, 4)), [0.6, 0.7, 0.8, 0.7]
+    nominal, mixed = np.ones(4), np.array([1.0, 1.05, 1.0, 0.95])
+    agents_ = {"RL": partial(_CountingRLAgent, w), "MPC": partial(agents.baseline_mpc, horizon=2)}
+    cache = evaluation.RunCache()
+    first = evaluation.evaluate(agents_, x0s, goals, 3, nominal, progress=False, cache=cache)
+    assert len(cache) == 8 and cache.hits == 0
+    _CountingRLAgent.resets = 0
+    second = evaluation.evaluate(
+        agents_, x0s, goals, 3, mixed, progress=False, cache=cache, states_per_job=1
+    )
+    assert _CountingRLAgent.resets == 2  # states 1 and 3 have new plants; 0 and 2 are cached
+    assert cache.hits == 4 and len(cache) == 12
+    fresh = evaluation.evaluate(agents_, x0s, goals, 3, mixed, progress=False)
+    for name in agents_:
+        for i in range(4):
+            a, b = dict(second[name][i]), dict(fresh[name][i])
+            assert a.pop("median_step_time") > 0
+            b.pop("median_step_time")
+            assert a == b  # a cached run scores as a new one
+        assert second[name][0] == first[name][0]  # the very run of the nominal plant
+    # a different plant parameter, goal or length is a different run
+    other = evaluation.evaluate(agents_, x0s, goals, 4, mixed, progress=False, cache=cache)
+    assert cache.hits == 4 and len(other["RL"]) == 4
+    # agents given as objects are run every time
+    objects = evaluation.RunCache()
+    evaluation.evaluate({"RL": agents.RLAgent(w)}, x0s, goals, 3, progress=False, cache=objects)
+    assert len(objects) == 0
+    with pytest.raises(ValueError, match="cache must be a RunCache or None, got dict"):
+        evaluation.evaluate(agents_, x0s, goals, 3, progress=False, cache={})

@@ -54,6 +54,7 @@ __all__ = [
     "by_state",
     "run_values",
     "summary_table",
+    "RunCache",
     "evaluate",
     "run_agents",
     "study_agents",
@@ -262,11 +263,20 @@ _BUILT: dict[bytes, Any] = {}
 _MAX_BUILT = 16
 
 
+def _builder_key(factory: Any) -> bytes | None:
+    """SHA-256 of a builder's pickle (None for an agent object or a builder that cannot be pickled)."""
+    if hasattr(factory, "act"):
+        return None
+    try:
+        return hashlib.sha256(pickle.dumps(factory)).digest()
+    except (pickle.PicklingError, AttributeError, TypeError):  # e.g. a lambda
+        return None
+
+
 def _build(factory: Any) -> Any:
     """``factory()``, or the agent that an equal (same pickle) builder built in this process."""
-    try:
-        key = hashlib.sha256(pickle.dumps(factory)).digest()
-    except (pickle.PicklingError, AttributeError, TypeError):  # e.g. a lambda: build anew
+    key = _builder_key(factory)
+    if key is None:
         return factory()
     if key not in _BUILT:
         if len(_BUILT) >= _MAX_BUILT:
@@ -301,6 +311,46 @@ def _run_states(
     return out
 
 
+class RunCache:
+    """Scores of closed-loop runs already done, for :func:`evaluate` to reuse.
+
+    A run depends only on its agent's builder, initial state, goal, plant and number of steps
+    (every agent is reset before a run, the plant is deterministic). :func:`evaluate` given a
+    cache looks each run up by those (the builder by the SHA-256 of its pickle, the numbers by
+    their bytes) and runs only the initial states of which some run is missing; it then stores
+    the new runs. In chapter 07, the scenario-tree plants whose ``(alpha, beta)`` is the nominal
+    ``(1, 1)`` (24 of 200) repeat nominal runs. Agents given as objects, not builders, are never
+    cached. A reused run keeps the ``median_step_time`` measured when it was run.
+
+    Attributes
+    ----------
+    hits : int
+        Runs taken from the cache so far.
+    """
+
+    def __init__(self) -> None:
+        self._runs: dict[tuple, dict[str, Any]] = {}
+        self.hits = 0
+
+    def __len__(self) -> int:
+        return len(self._runs)
+
+    @staticmethod
+    def key(builder: bytes, x0: np.ndarray, goal: float, alpha: float, beta: float, n_steps: int):
+        """The key of one run (``builder`` from the builder's pickle, the rest by value)."""
+        numbers = np.concatenate([np.asarray(x0, float), [goal, alpha, beta]])
+        return (builder, numbers.tobytes(), int(n_steps))
+
+    def get(self, key: tuple) -> dict[str, Any] | None:
+        """The stored scores of a run (a copy), or None."""
+        m = self._runs.get(key)
+        return None if m is None else dict(m)
+
+    def put(self, key: tuple, metrics: Mapping[str, Any]) -> None:
+        """Store the scores of a run."""
+        self._runs[key] = dict(metrics)
+
+
 def evaluate(
     agents: Mapping[str, Any],
     x0s: Any,
@@ -311,7 +361,8 @@ def evaluate(
     progress: bool = True,
     *,
     n_jobs: int | None = None,
-    states_per_job: int = 10,
+    states_per_job: int = 5,
+    cache: RunCache | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """Run every agent from every initial state and score the runs, in parallel over states.
 
@@ -341,7 +392,9 @@ def evaluate(
     n_jobs : int, optional
         Parallel jobs (default: joblib's, i.e. ``parallel_config``'s or 1).
     states_per_job : int
-        Initial states per job.
+        Initial states per job (small jobs keep both processes busy to the end).
+    cache : RunCache, optional
+        Runs found here are not run again; the new ones are stored in it.
 
     Returns
     -------
@@ -364,7 +417,21 @@ def evaluate(
     for name, a in agents.items():
         if not (hasattr(a, "act") or callable(a)):
             raise ValueError(f"agents[{name!r}] must be an agent or a callable that builds one")
-    chunks = [slice(i, min(i + per, n)) for i in range(0, n, per)]
+    if cache is not None and not isinstance(cache, RunCache):
+        raise ValueError(f"cache must be a RunCache or None, got {type(cache).__name__}")
+    builders = {name: _builder_key(a) for name, a in agents.items()} if cache is not None else {}
+    keys: list[dict[str, tuple]] = []  # per state: agent -> cache key (empty without a cache)
+    if cache is not None and all(b is not None for b in builders.values()):
+        keys = [
+            {
+                k: cache.key(b, x0s[i], goals[i], alphas[i], betas[i], n_steps)
+                for k, b in builders.items()
+            }
+            for i in range(n)
+        ]
+    found = [{k: cache.get(key) for k, key in keys[i].items()} for i in range(len(keys))]
+    todo = np.array([i for i in range(n) if not keys or None in found[i].values()], dtype=int)
+    chunks = [todo[i : i + per] for i in range(0, todo.size, per)]
     jobs = (
         delayed(_run_states)(agents, x0s[c], goals[c], alphas[c], betas[c], n_steps) for c in chunks
     )
@@ -373,11 +440,18 @@ def evaluate(
         from tqdm import tqdm
 
         parts = tqdm(parts, total=len(chunks), desc="closed-loop runs", leave=False)
-    out: dict[str, list[dict[str, Any]]] = {name: [] for name in agents}
-    for part in parts:
-        for name in agents:
-            out[name].extend(part[name])
-    return out
+    by_state: dict[int, dict[str, dict[str, Any]]] = {}
+    for c, part in zip(chunks, parts, strict=True):
+        for j, i in enumerate(c):
+            by_state[int(i)] = {name: part[name][j] for name in agents}
+            for name, key in (keys[i] if keys else {}).items():
+                cache.put(key, part[name][j])
+    if keys:
+        cache.hits += len(agents) * (n - todo.size)
+    return {
+        name: [by_state[i][name] if i in by_state else found[i][name] for i in range(n)]
+        for name in agents
+    }
 
 
 def _run_one(agent: Any, x0: np.ndarray, goal: float, n_steps: int) -> Run:
@@ -474,12 +548,13 @@ def evaluation_study(
     progress: bool = True,
     *,
     n_jobs: int | None = None,
-    states_per_job: int = 10,
+    states_per_job: int = 5,
 ) -> dict[str, Any]:
     """The three agents from the states of :func:`study_plants` on every plant, and RL+MPC without V.
 
-    Runs go through :func:`evaluate` (``n_jobs``, ``states_per_job``), the agents are those of
-    :func:`study_agents`; the ablation runs RL+MPC without its terminal value
+    Runs go through :func:`evaluate` (``n_jobs``, ``states_per_job``, one :class:`RunCache` for
+    all plants, so a scenario-tree plant that is the nominal one is not run twice), the agents
+    are those of :func:`study_agents`; the ablation runs RL+MPC without its terminal value
     (``agents.rlmpc(None, terminal_value=False)``) from the same states on the nominal plant.
 
     Returns
@@ -493,7 +568,12 @@ def evaluation_study(
     draws = study_plants(n_states, seed)
     x0, goals = draws["x0"], draws["goals"]
     factories = study_agents(weights, rlmpc_horizon, mpc_horizon)
-    opts = {"progress": progress, "n_jobs": n_jobs, "states_per_job": states_per_job}
+    opts = {
+        "progress": progress,
+        "n_jobs": n_jobs,
+        "states_per_job": states_per_job,
+        "cache": RunCache(),
+    }
     t0 = time.perf_counter()
     runs = {
         name: evaluate(factories, x0, goals, n_steps, alpha, beta, **opts)
