@@ -10,19 +10,28 @@ plants drawn from the robust MPCs' scenario tree and plants outside it.
 Every run depends only on its agent, initial state, goal and plant, so :func:`evaluate` runs the
 initial states in parallel (joblib) with the same numbers as a serial run.
 
-Where the time goes (chapter 07 at full fidelity, 200 states, 2 processes on 2 cores, 2026-12-05):
-the study took 1,582 s (nominal 456 s, scenario-tree plants 444 s, out-of-tree plants 589 s, RL+MPC
-without V 93 s). Per 50-step run, on one core: RL 0.02 s, baseline MPC about 2.0 s, RL+MPC about
-2.4 s, RL+MPC without V 0.65 s. In RL+MPC's solves, the Hessian of the Lagrangian takes 42 % of the
-time (61 % of the NLP functions' time), most of it the learned value's. Other forms of ``V`` were
-slower or no faster: ``V`` in SX called from the MX graph made the runs 2.5 times slower; an
-expanded (SX) Hessian of the nine scenarios' ``V`` took 4 times as long to evaluate as the MX one,
-and one mapped call over the nine scenarios as long. In the baseline on out-of-tree plants, 53 % of
-the time is cold solves that fail where the hard state bounds cannot be met (about 36 IPOPT
-iterations each, already without the restoration phase). Even at no cost for ``V`` (RL+MPC's runs
-as cheap as those without V) the study would take an estimated 16 minutes on 2 cores; the solver
-tolerance that would halve the baseline's iterations moves its closed loops by up to 13 % (see
-``benchmarks/cstr_mpc_vs_dompc.py``).
+Where the time goes (chapter 07 at full fidelity, 200 states, 2 processes on 2 cores, 2026-12-06):
+the study took 1,119 s (nominal 315 s, scenario-tree plants 288 s, out-of-tree plants 432 s, RL+MPC
+without V 85 s); on 2026-12-05 it took 1,582 s. Per 50-step run, on one core, nominal plant: RL
+0.027 s, baseline MPC 1.80 s, RL+MPC 1.43 s, RL+MPC without V 0.66 s. RL+MPC's solves get V's
+gradient and Hessian in closed form (:mod:`lgutils.core.nn_hessian`, ``Cost.terminal_derivatives``)
+instead of CasADi's automatic Hessian of the nine scenarios' ``V``: the Hessian of the Lagrangian
+went from 3.30 s to 1.10 s per 4 runs and the study to 1,148 s. :class:`RunCache` runs each (agent,
+initial state, plant) once (24 of the 200 scenario-tree plants are the nominal one and reuse the
+nominal runs), and jobs of 5 states keep both processes busy to the end: 1,119 s.
+
+What is left, profiled over 4 runs on one core. RL+MPC: 5.25 s, 2,168 IPOPT iterations; the NLP
+functions take 2.59 s (Hessian 1.18, objective gradient 0.78, objective 0.39, constraint Jacobian
+0.14, constraints 0.10), IPOPT and MUMPS the rest. Baseline MPC: 7.03 s, 2,497 iterations, about
+2.8 ms each, 22 % of it in the NLP functions and about 1.2 ms in MUMPS' numeric factorization; on
+the nominal plant a third of its time is cold solves that fail (8 to 19 iterations each, stopped
+before the restoration phase), mostly where ``c_A`` rises past its bound over several steps. No
+cheap test tells such a state in advance: whether a solve fails is decided by IPOPT's
+acceptable-level tolerances. Routes measured that gave nothing: SPRAL (shipped with CasADi's IPOPT)
+instead of MUMPS, 5.6 times slower with the same failures; CasADi's other BLAS, no change; ``V`` in
+SX called from the MX graph, 2.5 times slower; an expanded (SX) Hessian of the nine ``V``, 4 times
+slower than the MX one. The solver tolerance that would halve the baseline's iterations moves its
+closed loops by up to 13 % (see ``benchmarks/cstr_mpc_vs_dompc.py``).
 """
 
 from __future__ import annotations
