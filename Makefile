@@ -25,10 +25,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 ## make book: every notebook at full fidelity, then the HTML book in _build/html
-# The notebooks run two at a time into Jupyter Book's cache (chapter 07, the longest, first;
-# chapter 11, which reads the others' metrics, last); the build then executes nothing again.
 book: $(STAMP)
-	$(BIN)/python scripts/execute_book.py --first chapters/07_value_function_mpc.ipynb --last chapters/11_evaluation.ipynb
 	$(BIN)/jupyter-book build . -W -n --keep-going
 	@# the paper's claims, asserted on the full-fidelity metrics the build just wrote
 	$(if $(wildcard tests/test_claims_*.py),$(BIN)/python -m pytest -q -p no:cacheprovider $(wildcard tests/test_claims_*.py))
