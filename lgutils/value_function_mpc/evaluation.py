@@ -32,6 +32,16 @@ instead of MUMPS, 5.6 times slower with the same failures; CasADi's other BLAS, 
 SX called from the MX graph, 2.5 times slower; an expanded (SX) Hessian of the nine ``V``, 4 times
 slower than the MX one. The solver tolerance that would halve the baseline's iterations moves its
 closed loops by up to 13 % (see ``benchmarks/cstr_mpc_vs_dompc.py``).
+
+How far it can go while IPOPT takes the same path (``benchmarks/cstr_eval_floor.py``, 20 states
+per plant, one core, 2026-12-06): the NLP functions take 23 % of the baseline's time, 51-53 % of
+RL+MPC's and 15 % of RL+MPC without V's; weighted by the study's runs, 65 % of the study's time is
+outside them (IPOPT, MUMPS, the plant, Python). With functions that cost nothing the study would
+still take about 730 s on the machine of the 1,119 s above and 965 s on one where it took 1,484 s,
+against the 600 s issue 16 asks for. A different IPOPT path is no way out either: the same
+nominal runs with ``mu_strategy="adaptive"`` (same tolerance) move 14 of 20 RL+MPC closed loops
+and 3 of 20 baseline ones by more than 1e-3 relative (RL+MPC's by up to 0.9: its cost has
+several local minima), while the mean time near the goal moves by 0.001 or less.
 """
 
 from __future__ import annotations
